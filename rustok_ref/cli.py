@@ -6,6 +6,8 @@ check failed.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
@@ -15,6 +17,82 @@ app = typer.Typer(
 )
 infra_app = typer.Typer(no_args_is_help=True, help="Provision real PostgreSQL and Redis.")
 app.add_typer(infra_app, name="infra")
+
+
+@infra_app.command("up")
+def infra_up(
+    backend: Annotated[str, typer.Option(help="auto, external, containers or embedded")] = "auto",
+) -> None:
+    """Start (or find) PostgreSQL and Redis, print their URLs, hold until Ctrl-C."""
+    from rustok_ref.config import Settings
+    from rustok_ref.lab import infra
+
+    try:
+        with infra.provision(backend, Settings()) as services:
+            typer.echo(f"backend: {services.backend}")
+            typer.echo(f"RUSTOK_DATABASE_URL={services.database_url}")
+            typer.echo(f"RUSTOK_REDIS_URL={services.redis_url}")
+            typer.echo("ready; Ctrl-C stops what was started", err=True)
+            _wait_for_interrupt()
+    except infra.InfraError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _wait_for_interrupt() -> None:
+    """Block until SIGINT or SIGTERM, then return so context managers clean up."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+
+
+@infra_app.command("check")
+def infra_check() -> None:
+    """Say which backends work on this machine (each is started and stopped)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rustok_ref.lab import infra
+
+    table = Table("backend", "works", "detail")
+    checks = infra.check_backends()
+    for check in checks:
+        table.add_row(check.backend, "yes" if check.works else "no", check.detail)
+    Console().print(table)
+    if not any(check.works for check in checks):
+        raise typer.Exit(1)
+
+
+@app.command("metrics")
+def metrics(
+    path: Annotated[str, typer.Argument(help="A git repository (bare too) or a plain folder.")],
+    rev: Annotated[
+        str | None, typer.Option(help="Measure this revision, read through git without a checkout.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Count files, lines, tests and complexity of the Python and Rust code under PATH."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from rustok_ref.lab import codemetrics
+
+    try:
+        measured = codemetrics.measure(Path(path), rev)
+    except codemetrics.MetricsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(measured.to_json())
+        return
+    console = Console()
+    for table in codemetrics.tables(measured):
+        console.print(table)
 
 
 def main() -> None:

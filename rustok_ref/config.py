@@ -1,0 +1,62 @@
+"""One `Settings` object, read from `RUSTOK_*` environment variables (and a `.env` file).
+
+Everything configurable lives here so `bootstrap.py` can build the whole object graph from
+one value; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Backend = Literal["auto", "external", "containers", "embedded"]
+
+
+def async_database_url(url: str) -> str:
+    """The SQLAlchemy URL for psycopg 3, whatever scheme the user gave (psycopg speaks both
+    sync and async, so the same URL serves Alembic and the async engine)."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise ValueError(f"not a PostgreSQL URL: {url!r} (expected postgresql://user@host:port/db)")
+
+
+def libpq_url(url: str) -> str:
+    """The plain libpq URL (what psql and psycopg.connect take)."""
+    return "postgresql://" + async_database_url(url)[len("postgresql+psycopg://") :]
+
+
+class Settings(BaseSettings):
+    """The service's settings. Defaults suit a developer machine; CI exports the URLs."""
+
+    model_config = SettingsConfigDict(env_prefix="RUSTOK_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL of the run's database (libpq or SQLAlchemy form)."
+    )
+    redis_url: str | None = Field(default=None, description="Redis URL, e.g. redis://127.0.0.1:6379/0")
+    redis_prefix: str = Field(
+        default="rustok:", description="Prefix of every Redis key, stream and channel of this run."
+    )
+    backend: Backend = "auto"
+    require_services: bool = Field(
+        default=False, description="Fail, never skip, when PostgreSQL or Redis is missing (CI)."
+    )
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    service_name: str = "rustok-ref"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        return None if value is None else async_database_url(value)
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _prefix_ends_with_colon(cls, value: str) -> str:
+        if not value or not value.endswith(":"):
+            raise ValueError("redis_prefix must be non-empty and end with ':'")
+        return value
