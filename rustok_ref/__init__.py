@@ -1,3 +1,3 @@
-"""rustok-ref: the RusToK reviewed architecture in Python, with the harness that checks its claims."""
+"""rustok-ref: the RusToK reviewed architecture in Python, and the harness that checks it."""
 
 __version__ = "0.1.0"

@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="PostgreSQL URL of the run's database (libpq or SQLAlchemy form)."
     )
-    redis_url: str | None = Field(default=None, description="Redis URL, e.g. redis://127.0.0.1:6379/0")
+    redis_url: str | None = Field(
+        default=None, description="Redis URL, e.g. redis://127.0.0.1:6379/0"
+    )
     redis_prefix: str = Field(
         default="rustok:", description="Prefix of every Redis key, stream and channel of this run."
     )

@@ -48,13 +48,13 @@ ALLOWED_SKIP_MARKERS = frozenset({"docker"})
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
-    if REQUIRE_SERVICES and report.skipped and not hasattr(report, "wasxfail"):
-        if not any(item.get_closest_marker(m) for m in ALLOWED_SKIP_MARKERS):
-            report.outcome = "failed"
-            report.longrepr = (
-                f"skipped while RUSTOK_REQUIRE_SERVICES=1 (only {sorted(ALLOWED_SKIP_MARKERS)} "
-                f"tests may skip): {report.longrepr}"
-            )
+    allowed = any(item.get_closest_marker(m) for m in ALLOWED_SKIP_MARKERS)
+    if REQUIRE_SERVICES and report.skipped and not hasattr(report, "wasxfail") and not allowed:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped while RUSTOK_REQUIRE_SERVICES=1 (only {sorted(ALLOWED_SKIP_MARKERS)} "
+            f"tests may skip): {report.longrepr}"
+        )
 
 
 @pytest.fixture(scope="session")

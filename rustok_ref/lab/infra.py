@@ -127,7 +127,8 @@ class ExternalBackend:
         if not self.database_url or not self.redis_url:
             raise InfraError(
                 "--backend external needs RUSTOK_DATABASE_URL and RUSTOK_REDIS_URL "
-                "(e.g. postgresql://postgres@127.0.0.1:5432/postgres and redis://127.0.0.1:6379/0); "
+                "(e.g. postgresql://postgres@127.0.0.1:5432/postgres and "
+                "redis://127.0.0.1:6379/0); "
                 "or use --backend embedded to start private servers from PyPI packages."
             )
         _check_postgres(self.database_url)
@@ -249,6 +250,8 @@ class EmbeddedBackend:
             )
 
             entry = ensure_user_exists(self.system_user)
+            if entry is None:
+                raise InfraError(f"could not create the system user {self.system_user!r}")
             ensure_prefix_permissions(bin_path)
             ensure_folder_permissions(bin_path.parent, 0o055)
             self._workdir.chmod(0o755)
@@ -258,14 +261,32 @@ class EmbeddedBackend:
         else:
             sockets.mkdir()
         self._run_as_owner(
-            [str(bin_path / "initdb"), "-D", str(self._pgdata), "-U", "postgres"]
-            + ["--auth=trust", "--encoding=UTF8", "--no-sync"]
+            [
+                str(bin_path / "initdb"),
+                "-D",
+                str(self._pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
+            ]
         )
         port = _free_port()
         self._run_as_owner(
-            [str(bin_path / "pg_ctl"), "-D", str(self._pgdata), "-w", "-t", "60"]
-            + ["-l", str(self._pgdata / "server.log")]
-            + ["-o", f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off", "start"]
+            [
+                str(bin_path / "pg_ctl"),
+                "-D",
+                str(self._pgdata),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self._pgdata / "server.log"),
+                "-o",
+                f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off",
+                "start",
+            ]
         )
         url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         _check_postgres(url)
@@ -275,8 +296,21 @@ class EmbeddedBackend:
         assert self._workdir is not None
         port = _free_port()
         self._redis = subprocess.Popen(
-            [str(executable), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", str(self._workdir), "--daemonize", "no"],
+            [
+                str(executable),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self._workdir),
+                "--daemonize",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -303,7 +337,9 @@ class EmbeddedBackend:
 
             pg_ctl = Path(pg_commands.POSTGRES_BIN_PATH) / "pg_ctl"
             with contextlib.suppress(InfraError, subprocess.TimeoutExpired):
-                self._run_as_owner([str(pg_ctl), "-D", str(self._pgdata), "-m", "fast", "-w", "stop"])
+                self._run_as_owner(
+                    [str(pg_ctl), "-D", str(self._pgdata), "-m", "fast", "-w", "stop"]
+                )
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
@@ -444,7 +480,9 @@ def drop_database(services: Services, name: str) -> None:
         conn.execute(
             sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name))
         )
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 def delete_prefix(redis_url: str, prefix: str, *, batch: int = 500) -> int:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
 import redis.asyncio as aioredis
+from redis import Redis as SyncRedis
 from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -39,7 +39,7 @@ class RoundTrips:
         event.listen(sync_engine, "before_cursor_execute", on_execute)
         self._detach.append(lambda: event.remove(sync_engine, "before_cursor_execute", on_execute))
 
-    def watch_redis(self, client: redis.Redis | aioredis.Redis) -> None:
+    def watch_redis(self, client: SyncRedis | aioredis.Redis) -> None:
         """Count this client's sends. Call it before the client opens its first connection:
         connections already in the pool keep their class. A new connection's handshake
         (HELLO, CLIENT SETINFO) counts once in `redis_connects`, not in `redis`."""

@@ -41,7 +41,7 @@ def check(database_url: str) -> None:
 def fingerprint() -> str:
     """A short hash of every migration script and of the tables module."""
     digest = hashlib.sha256()
-    sources = sorted(MIGRATIONS.rglob("*.py")) + [Path(__file__).with_name("tables.py")]
+    sources = [*sorted(MIGRATIONS.rglob("*.py")), Path(__file__).with_name("tables.py")]
     for path in sources:
         digest.update(path.relative_to(MIGRATIONS.parent).as_posix().encode())
         digest.update(path.read_bytes())
