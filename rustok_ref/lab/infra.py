@@ -92,7 +92,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _check_postgres(url: str) -> str:
+def postgres_version(url: str) -> str:
     """The server version, or InfraError saying why the server did not answer."""
     try:
         with psycopg.connect(libpq_url(url), connect_timeout=_CONNECT_TIMEOUT_S) as conn:
@@ -102,7 +102,7 @@ def _check_postgres(url: str) -> str:
     return str(row[0]) if row else "unknown"
 
 
-def _check_redis(url: str) -> str:
+def redis_version(url: str) -> str:
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=_CONNECT_TIMEOUT_S)
         with contextlib.closing(client):
@@ -131,8 +131,8 @@ class ExternalBackend:
                 "redis://127.0.0.1:6379/0); "
                 "or use --backend embedded to start private servers from PyPI packages."
             )
-        _check_postgres(self.database_url)
-        _check_redis(self.redis_url)
+        postgres_version(self.database_url)
+        redis_version(self.redis_url)
         return Services(self.name, libpq_url(self.database_url), self.redis_url)
 
     def stop(self) -> None:
@@ -289,7 +289,7 @@ class EmbeddedBackend:
             ]
         )
         url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        _check_postgres(url)
+        postgres_version(url)
         return url
 
     def _start_redis(self, executable: Path) -> str:
@@ -317,7 +317,7 @@ class EmbeddedBackend:
         url = f"redis://127.0.0.1:{port}/0"
         for _ in range(100):
             with contextlib.suppress(InfraError):
-                _check_redis(url)
+                redis_version(url)
                 return url
             if self._redis.poll() is not None:
                 break
@@ -390,8 +390,8 @@ def check_backends(settings: Settings | None = None) -> list[BackendCheck]:
         try:
             with provision(name, settings) as services:
                 detail = (
-                    f"PostgreSQL {_check_postgres(services.database_url)}, "
-                    f"Redis {_check_redis(services.redis_url)}"
+                    f"PostgreSQL {postgres_version(services.database_url)}, "
+                    f"Redis {redis_version(services.redis_url)}"
                 )
             checks.append(BackendCheck(name, True, detail))
         except InfraError as exc:
