@@ -95,6 +95,38 @@ def metrics(
         console.print(table)
 
 
+@app.command("report")
+def report(
+    backend: Annotated[str, typer.Option(help="auto, external, containers or embedded")] = "auto",
+    profile: Annotated[str, typer.Option(help="smoke (CI-sized) or full")] = "smoke",
+    skip_tests: Annotated[bool, typer.Option("--skip-tests", help="no test phase")] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="run only this notebook (repeatable), e.g. 01_sprint_metrics"),
+    ] = None,
+) -> None:
+    """Render the review report: tests, every notebook, the scorecard -> reports/latest/."""
+    from rustok_ref.lab import infra
+    from rustok_ref.lab.report import ReportError, ReportOptions, run_report
+
+    if profile not in ("smoke", "full"):
+        typer.echo(f"error: --profile must be smoke or full, not {profile!r}", err=True)
+        raise typer.Exit(1)
+    options = ReportOptions(
+        backend=backend,
+        profile="smoke" if profile == "smoke" else "full",
+        skip_tests=skip_tests,
+        only=tuple(only or ()),
+    )
+    try:
+        result = run_report(options)
+    except (ReportError, infra.InfraError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"report: {result.run_dir / 'index.html'}")
+    raise typer.Exit(result.exit_code)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -79,6 +79,7 @@ def test_sweep_drops_day_old_runs_and_keeps_recent_ones(services: infra.Services
     infra.drop_database(services, recent)
 
 
+@pytest.mark.docker
 def test_containers_backend_fails_fast_naming_the_socket_and_the_alternatives() -> None:
     if infra.docker_available()[0]:
         pytest.skip("a Docker engine answers here")  # cannot happen on this machine kind
