@@ -25,8 +25,8 @@ report: $(STAMP)
 	$(BIN)/rustok-ref report --backend $(BACKEND) --profile $(PROFILE)
 
 lint: $(STAMP)
-	$(BIN)/ruff check rustok_ref tests
-	$(BIN)/ruff format --check rustok_ref tests
+	$(BIN)/ruff check --no-cache rustok_ref tests
+	$(BIN)/ruff format --no-cache --check rustok_ref tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -43,7 +43,7 @@ test-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/pytest tests --ignore=tests/benchmarks $(PYTEST_COMMON) --timeout=900
 
 bench: $(STAMP)
-	$(BIN)/pytest tests/benchmarks $(PYTEST_COMMON) --benchmark-only --timeout=1800
+	$(BIN)/pytest tests/benchmarks $(PYTEST_COMMON) --timeout=1800
 
 load: $(STAMP)
 	$(BIN)/rustok-ref scenario run $(or $(SCENARIO),scenarios/steady_browse.yaml) --profile $(PROFILE)

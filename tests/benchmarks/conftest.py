@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rustok_ref.lab.provenance import collect_provenance
 
 from rustok_ref.lab.benchrecord import BenchResult, BenchRun, Target, compare
+from rustok_ref.lab.provenance import collect_provenance
 from rustok_ref.lab.roundtrips import RoundTrips
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports" / "bench"

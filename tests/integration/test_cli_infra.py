@@ -86,3 +86,12 @@ def test_infra_up_with_containers_fails_clearly_here() -> None:
     assert result.exit_code == 1
     assert "no Docker engine answered" in result.output
     assert "--backend embedded" in result.output
+
+
+@pytest.mark.timeout(240)
+def test_infra_check_says_which_backends_work_here() -> None:
+    result = CliRunner().invoke(app, ["infra", "check"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if "│" in line}
+    assert "yes" in rows["embedded"] and "PostgreSQL 16" in rows["embedded"]
+    assert "no" in rows["containers"] or infra.docker_available()[0]
