@@ -6,6 +6,7 @@ one value; nothing else reads the environment.
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -50,6 +51,22 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
     service_name: str = "rustok-ref"
+
+    # tenancy
+    tenant_header: str = Field(default="X-Tenant-ID", description="Header naming the tenant.")
+    default_tenant: str | None = Field(
+        default=None, description="Identifier used when a request names no tenant (None: 400)."
+    )
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list,
+        description="Peers (CIDRs) whose X-Forwarded-Host and Forwarded headers are honoured.",
+    )
+    tenant_cache_capacity: int = Field(default=10_000, ge=1)
+    tenant_cache_ttl_s: float = Field(default=300.0, gt=0)
+    tenant_cache_tti_s: float = Field(default=180.0, gt=0)
+    tenant_negative_ttl_s: float | None = Field(
+        default=60.0, gt=0, description="TTL of a cached not-found; None caches only found ones."
+    )
 
     @field_validator("database_url")
     @classmethod
