@@ -1,0 +1,1 @@
+"""Events: envelope and catalogue, validation, outbox, relay, dispatcher, projections, event store."""
