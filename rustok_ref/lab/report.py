@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -228,7 +228,6 @@ def run_report(
     *,
     console: Console | None = None,
     settings: Settings | None = None,
-    on_step: Callable[[str], None] | None = None,
 ) -> ReportResult:
     """The whole pipeline; returns the result with the exit code the CLI should use."""
     console = console or Console(stderr=True)
@@ -250,8 +249,6 @@ def run_report(
 
         def step(label: str) -> None:
             progress.update(task, description=label)
-            if on_step:
-                on_step(label)
 
         provenance = collect_provenance(
             database_url=services.database_url,
