@@ -1,0 +1,1 @@
+"""Commerce: products, orders with typed state machines, event-sourced aggregates."""
