@@ -28,6 +28,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 MEASURING = """
 from pathlib import Path
+import matplotlib.pyplot as plt
+from IPython.display import display
+fig, ax = plt.subplots()
+ax.plot([0, 1], [0, 1])
+display(fig)
 from rustok_ref.lab.provenance import collect_provenance
 from rustok_ref.lab.summary import NotebookSummary, judge, write_summary
 out = Path(output_dir)
@@ -107,6 +112,7 @@ def test_a_failing_notebook_fails_the_run_and_the_index_names_its_cell(
     assert verdicts["progress.architecture-score"] == "not-measurable"
     assert document["provenance"]["backend"] == "external"
 
+    assert "data:image/png;base64," in (result.run_dir / "01_sprint_metrics.html").read_text()
     for page in result.run_dir.glob("*.html"):
         html = page.read_text()
         loads = re.findall(r'(?:src|href)\s*=\s*"(https?:[^"]*)"', html)
