@@ -1,1 +1,1 @@
-"""Events: envelope and catalogue, validation, outbox, relay, dispatcher, projections, event store."""
+"""Events: envelope and catalogue, validation, outbox, relay, dispatcher, projections, store."""
