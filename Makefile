@@ -46,7 +46,7 @@ bench: $(STAMP)
 	$(BIN)/pytest tests/benchmarks $(PYTEST_COMMON) --timeout=1800
 
 load: $(STAMP)
-	$(BIN)/rustok-ref scenario run $(or $(SCENARIO),scenarios/steady_browse.yaml) --profile $(PROFILE)
+	$(BIN)/rustok-ref load $(or $(SCENARIO),scenarios/steady_browse.yaml) --profile $(PROFILE)
 
 lab: $(STAMP)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[$(EXTRAS),notebook]'
