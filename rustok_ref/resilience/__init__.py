@@ -1,5 +1,6 @@
 """Resilience for calls to dependencies (review P1.2): the recommended circuit breaker, the
-review's sketch beside it, retries for idempotent calls, and opt-in shared breaker state."""
+review's sketch beside it, retries for idempotent calls, opt-in shared breaker state, and the
+resilient Redis cache backend that falls back when the circuit is open."""
 
 from rustok_ref.resilience.breaker import (
     BreakerConfig,
@@ -14,6 +15,11 @@ from rustok_ref.resilience.breaker import (
     counts_as_failure,
     thread_timer,
 )
+from rustok_ref.resilience.cache import (
+    ResilientCacheStats,
+    ResilientRedisCache,
+    counts_as_outage,
+)
 from rustok_ref.resilience.retry import RetryPolicy
 from rustok_ref.resilience.shared import SharedBreakerState
 from rustok_ref.resilience.sketched import SketchedCircuitBreaker, SketchedMetrics
@@ -26,6 +32,8 @@ __all__ = [
     "CircuitState",
     "Permit",
     "Reason",
+    "ResilientCacheStats",
+    "ResilientRedisCache",
     "RetryPolicy",
     "Scheduler",
     "SharedBreakerState",
@@ -33,5 +41,6 @@ __all__ = [
     "SketchedMetrics",
     "StateChange",
     "counts_as_failure",
+    "counts_as_outage",
     "thread_timer",
 ]

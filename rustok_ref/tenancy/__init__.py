@@ -10,7 +10,11 @@ from rustok_ref.tenancy.identifiers import (
     validate_slug,
     validate_uuid,
 )
-from rustok_ref.tenancy.invalidation import InvalidationListener, RedisInvalidationPublisher
+from rustok_ref.tenancy.invalidation import (
+    InvalidationListener,
+    RedisInvalidationPublisher,
+    ResilientInvalidationPublisher,
+)
 from rustok_ref.tenancy.model import IdentifierKind, Tenant, TenantIdentifier, TenantLookup
 from rustok_ref.tenancy.repository import TenantRepository, load_tenant, load_tenant_sync
 from rustok_ref.tenancy.resolver import TenantResolver, identifier_from_request
@@ -21,6 +25,7 @@ __all__ = [
     "IdentifierKind",
     "InvalidationListener",
     "RedisInvalidationPublisher",
+    "ResilientInvalidationPublisher",
     "Tenant",
     "TenantCache",
     "TenantCacheAPI",

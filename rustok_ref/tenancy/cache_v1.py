@@ -20,6 +20,11 @@ released the lock and awaited its metrics increment (a Redis INCR), so a leader 
 that window wakes nobody and the follower waits forever. Here the follower takes the key's
 `Event` before that await, and the Event stays set, so a late waiter passes straight through.
 
+Added, the review's fix (P1.2): `backend=`, a `ResilientRedisCache`, in place of `redis=`.
+Then each INCR goes through its breaker with its timeout, and a Redis outage costs the Redis
+copy of the counters, not the request; the default (`redis=`) keeps v1's failure, so a
+notebook measures both.
+
 Not reproduced: with Redis configured the real v1 also keeps both caches in Redis
 (`tenant-cache:v1:data:...`); here they stay in memory and Redis carries the metrics only.
 Invalidation messages use the one format of `invalidation.py`, not v1's
@@ -40,6 +45,7 @@ from moka_py import Moka
 from redis.exceptions import RedisError
 
 from rustok_ref.errors import InternalError
+from rustok_ref.resilience.cache import ResilientRedisCache
 from rustok_ref.tenancy.cache_api import CacheStats
 from rustok_ref.tenancy.model import SyncTenantLoader, Tenant, TenantIdentifier, TenantLoader
 
@@ -72,7 +78,8 @@ def _key_value(identifier: TenantIdentifier) -> str:
 
 class HandWrittenTenantCache:
     """v1: `await cache.get_or_load(identifier)`; give `redis` (and the run's `redis_prefix`)
-    for v1's Redis metrics."""
+    for v1's Redis metrics, or `backend` (keys under its prefix) for the same metrics through
+    the resilient cache."""
 
     def __init__(
         self,
@@ -81,13 +88,17 @@ class HandWrittenTenantCache:
         *,
         redis: aioredis.Redis | None = None,
         redis_prefix: str = "",
+        backend: ResilientRedisCache | None = None,
     ) -> None:
         if redis is not None and not redis_prefix:
             raise ValueError("v1's Redis metrics need the run's redis_prefix")
+        if redis is not None and backend is not None:
+            raise ValueError("give v1 either redis (faithful) or backend (resilient), not both")
         self._loader = loader
         self._sync_loader = sync_loader
         self._redis = redis
         self._redis_prefix = redis_prefix
+        self._backend = backend
         self._positive: Moka[str, Tenant] = Moka(CAPACITY, ttl=TTL)
         self._negative: Moka[str, bool] = Moka(CAPACITY, ttl=NEGATIVE_TTL)
         self._flights: dict[str, asyncio.Event] = {}
@@ -117,7 +128,7 @@ class HandWrittenTenantCache:
             await flight.wait()
 
     def get_or_load_sync(self, identifier: TenantIdentifier) -> Tenant | None:
-        if self._redis is not None:
+        if self._redis is not None or self._backend is not None:
             raise TypeError("v1 is async-only: its sync path has no Redis metrics")
         positive, negative = cache_key(identifier), negative_key(identifier)
         if self._negative.get(negative) is not None:
@@ -221,6 +232,9 @@ class HandWrittenTenantCache:
 
     async def _count(self, name: str) -> None:
         self._metrics[name] += 1
+        if self._backend is not None:
+            await self._backend.incr(f"tenant_metrics:{VERSION}:{name}")  # never raises
+            return
         if self._redis is None:
             return
         try:

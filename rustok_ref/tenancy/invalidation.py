@@ -10,6 +10,16 @@ SUBSCRIBE: after redis-py re-subscribed on its own (it does so transparently whe
 reconnects a dropped connection) as well as after the listener re-subscribed itself (when
 redis-py gave up), so no reconnection goes unnoticed.
 
+`ResilientInvalidationPublisher` publishes through a `ResilientRedisCache` instead, so a
+Redis outage does not fail the change that published: the local invalidation happens at once,
+and the message is queued and replayed when Redis answers again (before any other call of
+that cache reaches it). Remote instances whose subscription dropped during the outage have
+already forgotten everything when they re-subscribed; those whose subscription survived (the
+outage was on the publisher's path, or the breaker was still open after Redis came back) get
+the replayed message, late by at most the breaker's timeout, or by how long the publisher
+stays quiet unless something calls its cache's `replay()`. A message given up because the
+backlog was full leaves them stale until their cache's TTL.
+
 Written here because the libraries near it invalidate something else: Redis client-side
 caching (RESP3 key tracking, which redis-py supports) keeps local copies of Redis keys, not
 of database rows, and caching libraries such as aiocache or cashews invalidate their own
@@ -29,6 +39,7 @@ from typing import Any, Final, Protocol, Self
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from rustok_ref.resilience.cache import ResilientRedisCache
 from rustok_ref.tenancy.cache_api import TenantCacheAPI
 from rustok_ref.tenancy.model import IdentifierKind, TenantIdentifier
 
@@ -77,10 +88,32 @@ class RedisInvalidationPublisher:
         self._local = local
 
     async def publish(self, identifiers: Collection[TenantIdentifier]) -> None:
-        if self._local is not None:
-            for identifier in identifiers:
-                self._local.invalidate(identifier)
+        _invalidate_locally(self._local, identifiers)
         await self._redis.publish(self.channel, encode(identifiers))
+
+
+class ResilientInvalidationPublisher:
+    """`RedisInvalidationPublisher` through `backend` (whose prefix is the run's): it never
+    raises; during an outage the message waits in the backend's backlog (module docstring)."""
+
+    def __init__(
+        self, backend: ResilientRedisCache, *, local: TenantCacheAPI | None = None
+    ) -> None:
+        self._backend = backend
+        self.channel = channel(backend.prefix)
+        self._local = local
+
+    async def publish(self, identifiers: Collection[TenantIdentifier]) -> None:
+        _invalidate_locally(self._local, identifiers)
+        await self._backend.publish(CHANNEL, encode(identifiers))
+
+
+def _invalidate_locally(
+    local: TenantCacheAPI | None, identifiers: Collection[TenantIdentifier]
+) -> None:
+    if local is not None:
+        for identifier in identifiers:
+            local.invalidate(identifier)
 
 
 class InvalidationListener:
