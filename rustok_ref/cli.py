@@ -6,6 +6,7 @@ check failed.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -127,6 +128,234 @@ def report(
     raise typer.Exit(result.exit_code)
 
 
+outbox_app = typer.Typer(no_args_is_help=True, help="The transactional outbox.")
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.command("prune")
+def outbox_prune(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Age of published rows to delete: 7d, 12h, 30m.")
+    ] = "7d",
+) -> None:
+    """Delete published outbox rows older than --older-than (pending and dead rows stay)."""
+    import asyncio
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from rustok_ref.config import Settings
+    from rustok_ref.events import outbox
+    from rustok_ref.storage import create_engine, create_sessionmaker
+
+    age = _parse_duration(older_than)
+    settings = Settings()
+    if settings.database_url is None:
+        typer.echo(
+            "error: RUSTOK_DATABASE_URL is not set; `rustok-ref infra up` prints one", err=True
+        )
+        raise typer.Exit(1)
+
+    async def run() -> int:
+        engine = create_engine(settings)
+        try:
+            return await outbox.prune(create_sessionmaker(engine), age)
+        finally:
+            await engine.dispose()
+
+    try:
+        removed = asyncio.run(run())
+    except (OSError, SQLAlchemyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"pruned {removed} published outbox rows older than {older_than}")
+
+
+def _parse_duration(text: str) -> timedelta:
+    """'7d', '12h', '30m' or '45s' as a timedelta; exit 1 on anything else."""
+    import re
+
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    match = re.fullmatch(r"(\d+)([dhms])", text.strip())
+    if match is None:
+        typer.echo(f"error: {text!r} is not a duration such as 7d, 12h, 30m or 45s", err=True)
+        raise typer.Exit(1)
+    return timedelta(**{units[match[2]]: int(match[1])})
+
+
+scenario_app = typer.Typer(
+    no_args_is_help=True,
+    help="Scenario files: load stages, fault timeline, steady state, thresholds.",
+)
+app.add_typer(scenario_app, name="scenario")
+
+
+@scenario_app.command("validate")
+def scenario_validate(
+    files: Annotated[list[str], typer.Argument(help="Scenario YAML files, e.g. scenarios/*.yaml")],
+) -> None:
+    """Check scenario files before any run: OK per file, or each problem with its line and field.
+
+    Exit 0 when all are valid, 2 when one is not, 1 when one cannot be read.
+    """
+    from rustok_ref.lab.scenario import ScenarioError, load_scenario
+
+    exit_code = 0
+    for file in files:
+        try:
+            scenario = load_scenario(file)
+        except OSError as exc:
+            typer.echo(f"error: {file}: {exc.strerror or exc}", err=True)
+            exit_code = 1
+        except ScenarioError as exc:
+            typer.echo(str(exc), err=True)
+            exit_code = exit_code or 2
+        else:
+            smoke, full = scenario.load.smoke, scenario.load.full
+            faults = len(scenario.faults.smoke) + len(scenario.faults.full)
+            typer.echo(
+                f"OK {file}: smoke {smoke.duration:g} s, full {full.duration:g} s, "
+                f"{faults} faults, {len(scenario.thresholds)} thresholds"
+            )
+    raise typer.Exit(exit_code)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+saga_app = typer.Typer(no_args_is_help=True, help="Sagas: finish or undo what a crash left.")
+app.add_typer(saga_app, name="saga")
+
+
+@saga_app.command("recover")
+def saga_recover(
+    saga: Annotated[
+        list[str],
+        typer.Option(
+            "--saga",
+            help="MODULE:FACTORY, a function of the wired container returning saga "
+            "definitions (repeatable; PYTHONPATH must reach MODULE).",
+        ),
+    ],
+    idle_for: Annotated[
+        str, typer.Option("--idle-for", help="Take up sagas unchanged this long: 1m, 30s, 0s.")
+    ] = "1m",
+    limit: Annotated[int, typer.Option(min=1, help="At most this many sagas.")] = 100,
+) -> None:
+    """Finish or undo the sagas a crash left running or compensating (every tenant).
+
+    Exit 0 when each ended completed or compensated, 2 when one was parked as failed or
+    skipped (no definition, or another runner has it), 1 when recovery could not run.
+    """
+    import asyncio
+    import importlib
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from rustok_ref.bootstrap import wire
+    from rustok_ref.config import Settings
+    from rustok_ref.saga import RecoveryReport, SagaOrchestrator, SagaState
+
+    age = _parse_duration(idle_for)
+    factories = []
+    for spec in saga:
+        module_name, _, attribute = spec.partition(":")
+        try:
+            factories.append(getattr(importlib.import_module(module_name), attribute))
+        except (ImportError, AttributeError, ValueError) as exc:
+            typer.echo(f"error: cannot load saga definitions {spec!r}: {exc}", err=True)
+            raise typer.Exit(1) from exc
+
+    async def run() -> RecoveryReport:
+        async with wire(Settings()) as container:
+            definitions = [found for factory in factories for found in factory(container)]
+            orchestrator = SagaOrchestrator(container.sessions, definitions)
+            return await orchestrator.recover(idle_for=age, limit=limit)
+
+    try:
+        report = asyncio.run(run())
+    except (ValueError, OSError, SQLAlchemyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for done in report.finished:
+        reason = f" ({done.failure_reason})" if done.state is SagaState.FAILED else ""
+        typer.echo(f"{done.id} {done.saga_type}: {done.state}{reason}")
+    for saga_id, why in report.skipped:
+        typer.echo(f"{saga_id}: skipped, {why}")
+    parked = [done for done in report.finished if done.state is SagaState.FAILED]
+    typer.echo(
+        f"recovered {len(report.finished) - len(parked)}, parked {len(parked)}, "
+        f"skipped {len(report.skipped)}"
+    )
+    if parked or report.skipped:
+        raise typer.Exit(2)
+
+
+@app.command("relay")
+def relay(
+    once: Annotated[
+        bool, typer.Option("--once", help="Publish what is due now, then exit.")
+    ] = False,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Rows claimed per cycle.")] = 100,
+    lease: Annotated[
+        str, typer.Option("--lease", help="Take over claims older than this: 30s, 1m, 0s.")
+    ] = "30s",
+) -> None:
+    """Publish the outbox to Redis Streams, in order per aggregate, until SIGTERM or Ctrl-C
+    (the batch in hand is finished first).
+
+    Exit 0 when stopped (or, with --once, when nothing is due), 1 when it cannot run.
+    """
+    import asyncio
+    import os
+    import signal
+
+    from redis.exceptions import RedisError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from rustok_ref.bootstrap import wire
+    from rustok_ref.config import Settings
+    from rustok_ref.events.relay import OutboxRelay, RelayConfig, RelayMetrics, relay_crash_after
+
+    settings = Settings()
+    config = RelayConfig(batch_size=batch, lease_s=_parse_duration(lease).total_seconds())
+    # test runs only; read here until Settings carries test_hooks and crash_at
+    crash_after = relay_crash_after(
+        test_hooks=os.environ.get("RUSTOK_TEST_HOOKS") == "1",
+        crash_at=os.environ.get("RUSTOK_CRASH_AT"),
+    )
+
+    async def run() -> RelayMetrics:
+        async with wire(settings) as container:
+            outbox_relay = OutboxRelay(
+                container.sessions,
+                container.redis,
+                prefix=settings.redis_prefix,
+                config=config,
+                crash_after=crash_after,
+            )
+            if once:
+                while True:
+                    result = await outbox_relay.run_once()
+                    if result.broker_error is not None:
+                        raise OSError(f"Redis unreachable: {result.broker_error}")
+                    if result.claimed == 0:
+                        break
+            else:
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(signum, stop.set)
+                await outbox_relay.run(stop)
+            return outbox_relay.metrics()
+
+    try:
+        done = asyncio.run(run())
+    except (ValueError, OSError, SQLAlchemyError, RedisError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"relay {done.worker_id}: published {done.published}, retried {done.retried}, "
+        f"dead {done.dead}, lost {done.lost}, released {done.released}"
+    )

@@ -13,9 +13,16 @@ The vocabulary is Toxiproxy's, so that a real Toxiproxy can replace it: a proxy 
 a `listen` and an `upstream` address and an `enabled` flag; a toxic has a `name` (by default
 `<type>_<stream>`), a `type`, a `stream` (`upstream`: client to server; `downstream`: server
 to client, the default), a `toxicity` (the probability that a connection gets it, drawn once
-per connection and toxic from an injectable `random.Random`) and integer `attributes`:
+per connection and toxic from an injectable `random.Random`, which also draws the jitter and
+the slice sizes) and integer `attributes`:
 
-- `latency`: every chunk is delivered `latency` ms after the proxy read it;
+- `latency`: every chunk is delivered `latency` ms after the proxy read it, plus or minus up
+  to `jitter` ms drawn per chunk (chunks keep their order);
+- `bandwidth`: the stream is held to `rate` KB/s (1 KB = 1000 bytes, as Toxiproxy counts; 0:
+  no limit), a chunk worth more than 100 ms being delivered in 100 ms slices;
+- `slicer`: each chunk is written in slices of `average_size` bytes, plus or minus up to
+  `size_variation`, each after a pause of `delay` µs (`average_size` 0 leaves chunks
+  whole, where Toxiproxy's recursion would never end);
 - `timeout`: data is dropped, never delivered; with `timeout` > 0 the connection is closed
   after that many ms without data (0 holds it until the toxic is removed);
 - `reset_peer`: on the first chunk, wait `timeout` ms, then close with a TCP RST
@@ -31,7 +38,8 @@ that a circuit breaker stopped calling.
 The proxy's event loop runs in its own daemon thread, so sync clients (redis-py, psycopg) in
 the calling thread cannot deadlock it. The control methods are thread-safe and return once the
 change is in effect on live connections. A new toxic type is one small class added to
-`TOXIC_TYPES`.
+`TOXIC_TYPES`: it transforms one chunk in `pipe()` and, to split chunks, says into which sizes
+in `slice_sizes()`.
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ import socket
 import struct
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar, Literal, ParamSpec, Self
@@ -127,9 +135,29 @@ class Toxic(ABC):
     def attach(self, flow: Flow) -> None:  # noqa: B027 (a hook most toxics leave empty)
         """Called when the toxic starts acting on a flow; nothing to do by default."""
 
+    def slice_sizes(self, length: int, rng: random.Random) -> list[int]:
+        """The sizes a chunk of `length` bytes is split into before piping; whole by default."""
+        return [length]
+
+    async def pieces(self, chunk: Chunk, flow: Flow) -> AsyncIterator[Chunk]:
+        """What the toxic passes on for one chunk: each slice of it, through pipe()."""
+        sizes = self.slice_sizes(len(chunk.data), flow.rng)
+        slices = [chunk] if len(sizes) == 1 else list(_slices(chunk, sizes))
+        for piece in slices:
+            piped = await self.pipe(piece, flow)
+            if piped is not None:
+                yield piped
+
     @abstractmethod
     async def pipe(self, chunk: Chunk, flow: Flow) -> Chunk | None:
         """Pass a chunk on (possibly later), or return None to deliver nothing."""
+
+
+def _slices(chunk: Chunk, sizes: list[int]) -> Iterator[Chunk]:
+    start = 0
+    for size in sizes:
+        yield Chunk(chunk.data[start : start + size], chunk.read_at)
+        start += size
 
 
 _COMMON_FIELDS = frozenset(f.name for f in dataclasses.fields(Toxic))
@@ -137,13 +165,18 @@ _COMMON_FIELDS = frozenset(f.name for f in dataclasses.fields(Toxic))
 
 @dataclass(frozen=True, kw_only=True)
 class LatencyToxic(Toxic):
-    """Delivers every chunk `latency` ms after the proxy read it."""
+    """Delivers every chunk `latency` ms after the proxy read it, ± up to `jitter` ms."""
 
     type: ClassVar[str] = "latency"
     latency: int = 0
+    jitter: int = 0
+
+    def delay_ms(self, rng: random.Random) -> int:
+        """This chunk's delay: `latency` plus a whole number of ms drawn from ±`jitter`."""
+        return self.latency + (rng.randint(-self.jitter, self.jitter) if self.jitter else 0)
 
     async def pipe(self, chunk: Chunk, flow: Flow) -> Chunk | None:
-        due = chunk.read_at + self.latency / 1000
+        due = chunk.read_at + self.delay_ms(flow.rng) / 1000
         await asyncio.sleep(due - asyncio.get_running_loop().time())
         return chunk
 
@@ -180,8 +213,66 @@ class ResetPeerToxic(Toxic):
         return None
 
 
+@dataclass(frozen=True, kw_only=True)
+class BandwidthToxic(Toxic):
+    """Holds the stream to `rate` KB/s (1 KB = 1000 bytes); 0 sets no limit."""
+
+    type: ClassVar[str] = "bandwidth"
+    rate: int = 0
+
+    def slice_sizes(self, length: int, rng: random.Random) -> list[int]:
+        per_100ms = self.rate * 100  # bytes: rate KB/s x 1000 B/KB x 0.1 s
+        if not per_100ms or length <= per_100ms:
+            return [length]
+        whole, rest = divmod(length, per_100ms)
+        return [per_100ms] * whole + ([rest] if rest else [])
+
+    async def pipe(self, chunk: Chunk, flow: Flow) -> Chunk | None:
+        if self.rate:
+            await asyncio.sleep(len(chunk.data) / (self.rate * 1000))
+        return chunk
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlicerToxic(Toxic):
+    """Writes each chunk in slices of `average_size` ± `size_variation` bytes, `delay` µs apart."""
+
+    type: ClassVar[str] = "slicer"
+    average_size: int = 0
+    size_variation: int = 0
+    delay: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.size_variation > self.average_size:
+            raise FaultConfigError(
+                f"slicer toxic {self.name!r}: size_variation ({self.size_variation}) must not "
+                f"exceed average_size ({self.average_size})"
+            )
+
+    def slice_sizes(self, length: int, rng: random.Random) -> list[int]:
+        if not self.average_size:
+            return [length]
+        sizes: list[int] = []
+        left = length
+        while left:
+            variation = self.size_variation
+            wobble = rng.randint(-variation, variation) if variation else 0
+            size = min(left, max(1, self.average_size + wobble))
+            sizes.append(size)
+            left -= size
+        return sizes
+
+    async def pipe(self, chunk: Chunk, flow: Flow) -> Chunk | None:
+        await asyncio.sleep(self.delay / 1_000_000)
+        return chunk
+
+
 TOXIC_TYPES: Mapping[str, type[Toxic]] = MappingProxyType(
-    {cls.type: cls for cls in (LatencyToxic, TimeoutToxic, ResetPeerToxic)}
+    {
+        cls.type: cls
+        for cls in (LatencyToxic, TimeoutToxic, ResetPeerToxic, BandwidthToxic, SlicerToxic)
+    }
 )
 
 
@@ -230,11 +321,13 @@ class Flow:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         on_sent: Callable[[int], None],
+        rng: random.Random,
     ) -> None:
         self._link = link
         self._reader = reader
         self._writer = writer
         self._on_sent = on_sent
+        self.rng = rng  # the proxy's: toxics draw jitter and slice sizes from it
         self._queue: asyncio.Queue[Chunk | None] = asyncio.Queue(_QUEUED_CHUNKS)
         self._toxics: dict[str, Toxic] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -287,20 +380,23 @@ class Flow:
     async def deliver(self) -> None:
         """Write the queued chunks that the toxics let through, then forward the EOF."""
         while (chunk := await self._queue.get()) is not None:
-            passed = await self._through_toxics(chunk)
-            if passed is not None:
+            toxics = tuple(self._toxics.values())  # in the order they were added
+            async for passed in self._through_toxics(chunk, toxics):
                 self._on_sent(len(passed.data))  # counted before the peer can see the data
                 self._writer.write(passed.data)
                 await self._writer.drain()
         self._writer.write_eof()
 
-    async def _through_toxics(self, chunk: Chunk) -> Chunk | None:
-        for toxic in list(self._toxics.values()):  # in the order they were added
-            piped = await toxic.pipe(chunk, self)
-            if piped is None:
-                return None
-            chunk = piped
-        return chunk
+    async def _through_toxics(
+        self, chunk: Chunk, toxics: tuple[Toxic, ...]
+    ) -> AsyncIterator[Chunk]:
+        """Each piece the first toxic passes on goes through the others, in order."""
+        if not toxics:
+            yield chunk
+            return
+        async for piece in toxics[0].pieces(chunk, self):
+            async for passed in self._through_toxics(piece, toxics[1:]):
+                yield passed
 
 
 class _Link:
@@ -342,6 +438,8 @@ class ProxyStats:
     active: int = 0  # connections open now
     bytes_upstream: int = 0  # bytes sent to the upstream server, after toxics
     bytes_downstream: int = 0  # bytes sent to clients, after toxics
+    writes_upstream: int = 0  # writes to the upstream server, after toxics (a slicer adds)
+    writes_downstream: int = 0  # writes to clients, after toxics
 
 
 @dataclass(frozen=True)
@@ -583,13 +681,15 @@ class FaultProxy:
                         link,
                         client_reader,
                         upstream_writer,
-                        lambda size: self._count(bytes_upstream=size),
+                        lambda size: self._count(bytes_upstream=size, writes_upstream=1),
+                        self._rng,
                     ),
                     "downstream": Flow(
                         link,
                         upstream_reader,
                         client_writer,
-                        lambda size: self._count(bytes_downstream=size),
+                        lambda size: self._count(bytes_downstream=size, writes_downstream=1),
+                        self._rng,
                     ),
                 }
                 for toxic in self.toxics():

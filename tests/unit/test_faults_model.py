@@ -14,11 +14,13 @@ from hypothesis import strategies as st
 from rustok_ref.lab.faults import (
     STREAMS,
     TOXIC_TYPES,
+    BandwidthToxic,
     FaultConfigError,
     FaultProxy,
     LatencyToxic,
     ProxyStats,
     ResetPeerToxic,
+    SlicerToxic,
     TimeoutToxic,
     make_toxic,
 )
@@ -34,6 +36,8 @@ def test_the_registry_maps_each_toxiproxy_type_name_to_its_class() -> None:
         "latency": LatencyToxic,
         "timeout": TimeoutToxic,
         "reset_peer": ResetPeerToxic,
+        "bandwidth": BandwidthToxic,
+        "slicer": SlicerToxic,
     }
 
 
@@ -50,7 +54,7 @@ def test_defaults_follow_toxiproxy(toxic_type: str) -> None:
 def test_attributes_are_toxiproxys_attributes_object() -> None:
     toxic = make_toxic("latency", name="slow", stream="upstream", toxicity=0.25, latency=150)
     assert toxic == LatencyToxic(name="slow", stream="upstream", toxicity=0.25, latency=150)
-    assert toxic.attributes == {"latency": 150}
+    assert toxic.attributes == {"latency": 150, "jitter": 0}
     assert make_toxic("reset_peer", timeout=30).attributes == {"timeout": 30}
 
 
@@ -62,17 +66,17 @@ def test_any_valid_definition_builds_and_round_trips(
     settings = {attribute: value}
     toxic = make_toxic(toxic_type, None, stream, toxicity, **settings)  # type: ignore[arg-type]
     assert toxic.name == f"{toxic_type}_{stream}"
-    assert toxic.attributes == {attribute: value}
+    assert toxic.attributes == make_toxic(toxic_type).attributes | {attribute: value}
     rebuilt = make_toxic(toxic.type, toxic.name, toxic.stream, toxic.toxicity, **toxic.attributes)
     assert rebuilt == toxic
 
 
-@pytest.mark.parametrize("toxic_type", ["down", "jitter", "bandwidth", "LATENCY", ""])
+@pytest.mark.parametrize("toxic_type", ["down", "jitter", "slow_close", "LATENCY", ""])
 def test_an_unknown_type_is_rejected_with_the_known_ones(toxic_type: str) -> None:
     with pytest.raises(FaultConfigError, match="unknown toxic type") as raised:
         make_toxic(toxic_type)
     message = str(raised.value)
-    assert "latency, reset_peer, timeout" in message
+    assert "bandwidth, latency, reset_peer, slicer, timeout" in message
     assert "disable()" in message  # points an outage at the enabled flag
 
 
@@ -96,8 +100,10 @@ def test_a_duration_must_be_a_whole_number(value: object) -> None:
 
 
 def test_an_unknown_attribute_is_rejected_with_the_known_ones() -> None:
-    with pytest.raises(FaultConfigError, match=r"unknown attribute.*jitter; it takes latency"):
-        make_toxic("latency", latency=10, jitter=5)
+    with pytest.raises(
+        FaultConfigError, match=r"unknown attribute.*rate; it takes jitter, latency"
+    ):
+        make_toxic("latency", latency=10, rate=5)
 
 
 @given(
@@ -185,3 +191,75 @@ def test_a_proxy_that_is_not_running_says_so() -> None:
 def test_a_bad_toxic_is_rejected_before_the_proxy_is_asked() -> None:
     with pytest.raises(FaultConfigError, match="stream must be"):
         FaultProxy("redis").add_toxic("latency", stream="sideways")  # type: ignore[arg-type]
+
+
+# Jitter, bandwidth and slicer: what each draws or splits, without a socket.
+
+
+@given(whole_ms, st.integers(min_value=0, max_value=10**6), st.integers())
+def test_jitter_draws_each_delay_within_latency_plus_or_minus_jitter(
+    latency: int, jitter: int, seed: int
+) -> None:
+    toxic = make_toxic("latency", latency=latency, jitter=jitter)
+    assert isinstance(toxic, LatencyToxic)
+    rng, replay = random.Random(seed), random.Random(seed)
+    delays = [toxic.delay_ms(rng) for _ in range(20)]
+    assert all(latency - jitter <= delay <= latency + jitter for delay in delays)
+    expected = [latency + (replay.randint(-jitter, jitter) if jitter else 0) for _ in range(20)]
+    assert delays == expected
+
+
+def test_no_jitter_draws_nothing() -> None:
+    rng = random.Random(3)
+    state = rng.getstate()
+    assert make_toxic("latency", latency=40).delay_ms(rng) == 40  # type: ignore[attr-defined]
+    assert rng.getstate() == state
+
+
+@given(st.integers(min_value=1, max_value=10**4), st.integers(min_value=1, max_value=10**6))
+def test_bandwidth_slices_a_chunk_into_100_ms_worth_of_bytes(rate: int, length: int) -> None:
+    sizes = make_toxic("bandwidth", rate=rate).slice_sizes(length, random.Random(0))
+    assert sum(sizes) == length
+    assert all(0 < size <= rate * 100 for size in sizes)
+    assert all(size == rate * 100 for size in sizes[:-1])
+
+
+def test_bandwidth_zero_is_no_limit_and_leaves_chunks_whole() -> None:
+    assert make_toxic("bandwidth").slice_sizes(10**6, random.Random(0)) == [10**6]
+
+
+@given(
+    st.integers(min_value=1, max_value=2000),
+    st.data(),
+    st.integers(min_value=1, max_value=20_000),
+    st.integers(),
+)
+def test_slicer_sizes_cover_the_chunk_within_the_variation(
+    average: int, data: st.DataObject, length: int, seed: int
+) -> None:
+    variation = data.draw(st.integers(min_value=0, max_value=average))
+    toxic = make_toxic("slicer", average_size=average, size_variation=variation)
+    sizes = toxic.slice_sizes(length, random.Random(seed))
+    assert sum(sizes) == length
+    assert all(size >= 1 for size in sizes)
+    assert all(size <= average + variation for size in sizes)
+    assert all(size >= average - variation for size in sizes[:-1])  # the last is what is left
+    assert sizes == toxic.slice_sizes(length, random.Random(seed))  # drawn from the rng only
+
+
+def test_slicer_average_zero_leaves_chunks_whole() -> None:
+    assert make_toxic("slicer", delay=10).slice_sizes(5000, random.Random(0)) == [5000]
+
+
+def test_slicer_variation_may_not_exceed_the_average() -> None:
+    with pytest.raises(FaultConfigError, match=r"size_variation \(11\) must not exceed average"):
+        make_toxic("slicer", average_size=10, size_variation=11)
+
+
+@pytest.mark.parametrize(
+    ("toxic_type", "attribute"),
+    [("bandwidth", "rate"), ("slicer", "delay"), ("slicer", "average_size"), ("latency", "jitter")],
+)
+def test_new_attributes_are_whole_numbers_from_zero(toxic_type: str, attribute: str) -> None:
+    with pytest.raises(FaultConfigError, match=f"'{attribute}' must be a whole number >= 0"):
+        make_toxic(toxic_type, **{attribute: -1})
