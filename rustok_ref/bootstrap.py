@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rustok_ref.config import Settings
+from rustok_ref.events.projections import TENANT_VIEW, Projection
 from rustok_ref.storage import create_engine, create_sessionmaker
 from rustok_ref.telemetry import configure_tracing
 
@@ -33,6 +34,11 @@ class Container:
     def key(self, *parts: str) -> str:
         """A Redis key (or stream, or channel) inside this run's prefix."""
         return self.settings.redis_prefix + ":".join(parts)
+
+
+def projections() -> dict[str, Projection]:
+    """The product's read views by name (what `rustok-ref projection` can rebuild)."""
+    return {view.name: view for view in (TENANT_VIEW,)}
 
 
 @contextlib.asynccontextmanager

@@ -219,9 +219,41 @@ def scenario_validate(
     raise typer.Exit(exit_code)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+projection_app = typer.Typer(no_args_is_help=True, help="Read views fed by the event streams.")
+app.add_typer(projection_app, name="projection")
+
+
+@projection_app.command("rebuild")
+def projection_rebuild(
+    name: Annotated[str, typer.Argument(help="The view to rebuild, e.g. tenant_view.")],
+) -> None:
+    """Empty a read view and replay every published event it handles, in one transaction."""
+    import asyncio
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from rustok_ref.bootstrap import projections
+    from rustok_ref.config import Settings
+    from rustok_ref.storage import create_engine, create_sessionmaker
+
+    views = projections()
+    if name not in views:
+        typer.echo(f"error: unknown view {name!r}; known: {', '.join(sorted(views))}", err=True)
+        raise typer.Exit(1)
+
+    async def rebuild() -> int:
+        engine = create_engine(Settings())
+        try:
+            return await views[name].rebuild(create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    try:
+        replayed = asyncio.run(rebuild())
+    except (ValueError, OSError, SQLAlchemyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{name}: rebuilt from {replayed} events")
 
 
 saga_app = typer.Typer(no_args_is_help=True, help="Sagas: finish or undo what a crash left.")
@@ -359,3 +391,8 @@ def relay(
         f"relay {done.worker_id}: published {done.published}, retried {done.retried}, "
         f"dead {done.dead}, lost {done.lost}, released {done.released}"
     )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
