@@ -12,10 +12,8 @@ beside what the recommended breaker does under the same fault pattern.
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from urllib.parse import urlsplit
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -23,6 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from support import FakeClock
 
 from rustok_ref.errors import CircuitBreakerOpenError
 from rustok_ref.lab import infra
@@ -38,30 +37,6 @@ pytestmark = pytest.mark.integration
 
 LIVENESS_S = 10.0  # far above every latency and timeout configured here (at most 0.2 s)
 TIMEOUT_S = 30.0  # the breakers' open timeout, on their fake clocks
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def redis_proxy(services: infra.Services) -> Iterator[FaultProxy]:
-    parts = urlsplit(services.redis_url)
-    upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
-    with FaultProxy("redis", upstream=upstream, rng=random.Random(1)) as proxy:
-        yield proxy
 
 
 def client_via(proxy: FaultProxy, socket_timeout: float = LIVENESS_S) -> aioredis.Redis:

@@ -11,9 +11,8 @@ test's latency toxic only makes its trials overlap).
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,6 +22,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support import FakeClock
 
 from rustok_ref.errors import InternalError
 from rustok_ref.lab import infra
@@ -51,30 +51,6 @@ CALL_TIMEOUT_S = 1.0  # enough for a new connection's handshake behind a 100 ms 
 TIMEOUT_S = 30.0  # the breaker's open timeout, on the fake clock
 STALE_S = 600.0  # longer than an open spell: local copies outlive the outages here
 THRESHOLD = 3
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def redis_proxy(services: infra.Services) -> Iterator[FaultProxy]:
-    parts = urlsplit(services.redis_url)
-    upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
-    with FaultProxy("redis", upstream=upstream, rng=random.Random(1)) as proxy:
-        yield proxy
 
 
 @pytest.fixture

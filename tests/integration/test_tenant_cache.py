@@ -24,6 +24,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from support import FakeClock
 
 from rustok_ref.config import Settings, async_database_url
 from rustok_ref.errors import InternalError
@@ -55,14 +56,6 @@ FLOOD_REQUESTS = 1000
 VARIANTS = ("recommended", "sketch", "v1")
 
 T = TypeVar("T")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Loads:
@@ -578,14 +571,6 @@ async def test_a_sync_load_held_across_an_invalidation_is_neither_stored_nor_han
 @pytest.fixture
 def v1_prefix(run_ns: infra.RunNamespace) -> str:
     return f"{run_ns.redis_prefix}v1-{uuid.uuid4().hex[:8]}:"
-
-
-@pytest.fixture
-def redis_proxy(run_ns: infra.RunNamespace) -> Iterator[FaultProxy]:
-    upstream = urlsplit(run_ns.redis_url)
-    assert upstream.hostname is not None and upstream.port is not None
-    with FaultProxy("redis", (upstream.hostname, upstream.port)) as proxy:
-        yield proxy
 
 
 def redis_through(proxy: FaultProxy, run_ns: infra.RunNamespace) -> aioredis.Redis:

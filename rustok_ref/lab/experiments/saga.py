@@ -2,11 +2,12 @@
 followed by recovery, and the review's sketched orchestrator under the same faults.
 
 The subject is a checkout-shaped test saga on tables of its own (reserve stock, authorise a
-payment, capture it, confirm the order), moved here from tests/fixtures/saga_runner.py so a
-notebook can run it; the real checkout saga (rustok_ref/commerce/checkout.py) will replace it
-once finished. Each effect is a ledger row keyed by the call's idempotency key, so a re-run
-takes effect once, and each compensation records an undo row with the amount it gave back;
-the invariants (stock never negative, all or nothing per order) are read back from them.
+payment, capture it, confirm the order), the one home of the saga the saga tests run too
+(tests/fixtures/saga_runner.py names it `test_checkout`); the real checkout saga
+(rustok_ref/commerce/checkout.py) will replace it in the notebook once finished. Each effect
+is a ledger row keyed by the call's idempotency key, so a re-run takes effect once, and each
+compensation records an undo row with the amount it gave back; the invariants (stock never
+negative, all or nothing per order) are read back from them.
 
 Crashes are real: `python -m rustok_ref.lab.experiments.saga` runs one saga in a subprocess
 that `RUSTOK_TEST_HOOKS=1 RUSTOK_CRASH_AT=...` kills at the chosen point (`os._exit`); this
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any, Literal, cast
 from uuid import UUID, uuid4
@@ -152,19 +153,28 @@ async def create_tables(engine: AsyncEngine) -> None:
 
 
 async def place_order(
-    engine: AsyncEngine, *, stock_level: int = 10, quantity: int = 3, amount: int = 4200
+    engine: AsyncEngine,
+    *,
+    tenant_id: UUID | None = None,
+    sku: str | None = None,
+    stock_level: int = 10,
+    quantity: int = 3,
+    amount: int = 4200,
 ) -> Order:
-    """A new tenant's SKU, stocked, and a pending order for it."""
+    """A pending order for the SKU, stocked with `stock_level` on its first order; a new
+    tenant and SKU unless given."""
     order = Order(
         order_id=uuid4(),
-        tenant_id=uuid4(),
-        sku=f"sku-{uuid4().hex[:8]}",
+        tenant_id=uuid4() if tenant_id is None else tenant_id,
+        sku=f"sku-{uuid4().hex[:8]}" if sku is None else sku,
         quantity=quantity,
         amount=amount,
     )
     async with engine.begin() as conn:
         await conn.execute(
-            insert(stock).values(tenant_id=order.tenant_id, sku=order.sku, available=stock_level)
+            insert(stock)
+            .values(tenant_id=order.tenant_id, sku=order.sku, available=stock_level)
+            .on_conflict_do_nothing()
         )
         await conn.execute(
             insert(orders).values(
@@ -201,10 +211,17 @@ async def _undo(conn: AsyncConnection, ctx: StepContext, data: Order) -> int:
     return done if await _record(conn, ctx, data, done) else 0
 
 
-def ledger_saga(engine: AsyncEngine, probe: Probe | None = None) -> SagaDefinition[Order]:
-    """The test saga on `engine`; `probe` injects faults and records calls."""
+def ledger_saga(
+    engine: AsyncEngine,
+    probe: Probe | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+    name: str = SAGA,
+) -> SagaDefinition[Order]:
+    """The test saga on `engine`; `probe` injects faults and records calls. A `name` of its
+    own keeps another orchestrator's recovery away from its sagas."""
     seen = probe or Probe()
-    policy = RetryPolicy(
+    policy = retry or RetryPolicy(
         attempts=3, initial_interval_s=0.05, max_interval_s=0.2, non_retryable=(OutOfStockError,)
     )
 
@@ -270,7 +287,7 @@ def ledger_saga(engine: AsyncEngine, probe: Probe | None = None) -> SagaDefiniti
     authorise, void = payment("authorisation")
     capture, refund = payment("capture")
     return SagaDefinition(
-        SAGA,
+        name,
         Order,
         (
             SagaStep("reserve", reserve, release, policy),
@@ -290,59 +307,79 @@ def _set_status(data: Order, status: str) -> Any:
 
 
 @dataclass(frozen=True)
-class Books:
-    """An order's net effects: what is held, authorised, captured and confirmed now, and
-    the SKU's stock level."""
+class Effects:
+    """An order's net effects: what is held, authorised, captured and confirmed now."""
 
     reserved: int
     authorised: int
     captured: int
     confirmed: int
     status: str
-    available: int
+
+    @property
+    def nothing(self) -> bool:
+        held = (self.reserved, self.authorised, self.captured, self.confirmed)
+        return held == (0, 0, 0, 0) and self.status != "confirmed"
+
+    def everything(self, order: Order) -> bool:
+        held = (self.reserved, self.authorised, self.captured, self.confirmed)
+        return held == (order.quantity, order.amount, order.amount, 1) and (
+            self.status == "confirmed"
+        )
 
     def outcome(self, order: Order) -> Outcome:
         """All or nothing ("everything", "nothing"), or half-done ("partial")."""
-        held = (self.reserved, self.authorised, self.captured, self.confirmed)
-        if held == (0, 0, 0, 0) and self.status != "confirmed":
+        if self.nothing:
             return "nothing"
-        if held == (order.quantity, order.amount, order.amount, 1) and self.status == "confirmed":
-            return "everything"
-        return "partial"
+        return "everything" if self.everything(order) else "partial"
 
 
-async def books(engine: AsyncEngine, order: Order) -> Books:
+@dataclass(frozen=True)
+class Books(Effects):
+    """An order's net effects and the SKU's stock level."""
+
+    available: int
+
+
+async def effects(engine: AsyncEngine, order_id: UUID) -> Effects:
+    """The order's net effects, read back from the ledger and its status."""
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
                 select(ledger.c.entry, func.sum(ledger.c.amount))
-                .where(ledger.c.order_id == order.order_id)
+                .where(ledger.c.order_id == order_id)
                 .group_by(ledger.c.entry)
             )
         ).all()
         status = (
-            await conn.execute(select(orders.c.status).where(orders.c.order_id == order.order_id))
-        ).scalar_one()
-        level = (
-            await conn.execute(
-                select(stock.c.available).where(
-                    stock.c.tenant_id == order.tenant_id, stock.c.sku == order.sku
-                )
-            )
+            await conn.execute(select(orders.c.status).where(orders.c.order_id == order_id))
         ).scalar_one()
     sums = {entry: int(total) for entry, total in rows}
 
     def net(step: str) -> int:
         return sums.get(step, 0) - sums.get(UNDO[step], 0)
 
-    return Books(
-        net("reserve"), net("authorise"), net("capture"), net("confirm"), status, int(level)
-    )
+    return Effects(net("reserve"), net("authorise"), net("capture"), net("confirm"), status)
 
 
-def crash_points() -> list[CrashPoint]:
+async def available(engine: AsyncEngine, tenant_id: UUID, sku: str) -> int:
+    """The SKU's stock level."""
+    async with engine.connect() as conn:
+        level = await conn.execute(
+            select(stock.c.available).where(stock.c.tenant_id == tenant_id, stock.c.sku == sku)
+        )
+        return int(level.scalar_one())
+
+
+async def books(engine: AsyncEngine, order: Order) -> Books:
+    held = await effects(engine, order.order_id)
+    level = await available(engine, order.tenant_id, order.sku)
+    return Books(**asdict(held), available=level)
+
+
+def crash_points(name: str = SAGA) -> list[CrashPoint]:
     """Every crash point of the saga, from its definition (its shape needs no engine)."""
-    return ledger_saga(cast(AsyncEngine, None)).crash_points()
+    return ledger_saga(cast(AsyncEngine, None), name=name).crash_points()
 
 
 def spread(points: Sequence[CrashPoint], count: int) -> list[CrashPoint]:
@@ -435,18 +472,21 @@ class _SketchedStep:
     """One of the saga's steps as the sketch calls it: no input (each call sees only the
     order it was built with), its output handed to its compensation, crash points around."""
 
-    def __init__(self, step: SagaStep[Order], order: Order, hook: CrashHook | None) -> None:
+    def __init__(
+        self, saga: str, step: SagaStep[Order], order: Order, hook: CrashHook | None
+    ) -> None:
+        self._saga = saga
         self._step = step
         self._order = order
         self._hook = hook
         self._run = uuid4()  # the sketch has no saga id; the ledger needs some key
 
     def _context(self, action: Action) -> StepContext:
-        return StepContext(self._run, SAGA, self._order.tenant_id, self._step.name, action, 1)
+        return StepContext(self._run, self._saga, self._order.tenant_id, self._step.name, action, 1)
 
     def _crash(self, when: When, action: Action) -> None:
         if self._hook is not None:
-            self._hook(CrashPoint(SAGA, self._step.name, when, action))
+            self._hook(CrashPoint(self._saga, self._step.name, when, action))
 
     async def execute(self) -> Order:
         self._crash(When.BEFORE, Action.EXECUTE)
@@ -464,7 +504,7 @@ class _SketchedStep:
 async def _run_sketched(
     definition: SagaDefinition[Order], order: Order, hook: CrashHook | None
 ) -> str:
-    steps = [_SketchedStep(step, order, hook) for step in definition.steps]
+    steps = [_SketchedStep(definition.name, step, order, hook) for step in definition.steps]
     try:
         await SketchedSagaOrchestrator(steps).execute()
     except InjectedFaultError:
@@ -650,7 +690,7 @@ async def crash_matrix(
 # -- the runner subprocess -----------------------------------------------------------------
 
 
-async def _main(args: argparse.Namespace) -> str:
+async def _main(args: argparse.Namespace, name: str) -> str:
     from rustok_ref.bootstrap import wire  # the composition root, only in the subprocess
 
     order = Order.model_validate_json(args.order)
@@ -660,7 +700,7 @@ async def _main(args: argparse.Namespace) -> str:
         crash_at=os.environ.get("RUSTOK_CRASH_AT"),
     )
     async with wire(Settings()) as container:
-        definition = ledger_saga(container.engine, probe)
+        definition = ledger_saga(container.engine, probe, name=name)
         if args.orchestrator == "sketched":
             return f"sketched saga {await _run_sketched(definition, order, hook)}"
         orchestrator = SagaOrchestrator(
@@ -672,7 +712,9 @@ async def _main(args: argparse.Namespace) -> str:
         return f"saga {done.id} {done.state}"
 
 
-def main() -> None:
+def main(name: str = SAGA) -> None:
+    """Run one saga named `name` as the command line says (the saga tests' runner calls it
+    with theirs)."""
     parser = argparse.ArgumentParser(
         description="Run one lab saga (crash points: RUSTOK_CRASH_AT)."
     )
@@ -680,7 +722,7 @@ def main() -> None:
     parser.add_argument("order", help="the Order as JSON")
     parser.add_argument("--saga-id", default=str(uuid4()))
     parser.add_argument("--fail", choices=STEPS, help="this step's execute always fails")
-    print(asyncio.run(_main(parser.parse_args())))
+    print(asyncio.run(_main(parser.parse_args(), name)))
 
 
 if __name__ == "__main__":
