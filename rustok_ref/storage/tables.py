@@ -14,6 +14,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -232,5 +234,261 @@ tenant_view = Table(
     Column("events", Integer, nullable=False, server_default=text("0")),
     Column("last_event_id", UUID(as_uuid=True), nullable=False),
     Column("version", Integer, nullable=True),
+    info=TENANT_OWNED,
+)
+
+
+# Commerce (issue 6). Orders and payments are event-sourced: each row is the fold of its
+# aggregate's events in `event_store`, written in the same transaction.
+def _timestamps() -> list[Column[Any]]:
+    return [
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ]
+
+
+products = Table(
+    "products",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("sku", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("price", BigInteger, nullable=False),  # minor units of `currency`
+    Column("currency", Text, nullable=False),
+    Column("stock", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    *_timestamps(),
+    UniqueConstraint("tenant_id", "sku", name="uq_products_tenant_id_sku"),
+    CheckConstraint("price >= 0", name="price_not_negative"),
+    CheckConstraint("stock >= 0", name="stock_not_negative"),
+    CheckConstraint("status IN ('draft', 'published', 'archived')", name="status"),
+    info=TENANT_OWNED,
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("customer_id", UUID(as_uuid=True), nullable=True),
+    Column("status", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("total", BigInteger, nullable=False),
+    Column("saga_id", UUID(as_uuid=True), nullable=True),
+    Column("payment_id", UUID(as_uuid=True), nullable=True),
+    Column("cancel_reason", Text, nullable=True),
+    Column("version", Integer, nullable=False),  # the aggregate's version in event_store
+    *_timestamps(),
+    CheckConstraint("total >= 0", name="total_not_negative"),
+    CheckConstraint(
+        "status IN ('draft', 'pending_payment', 'paid', 'shipped', 'delivered', 'cancelled')",
+        name="status",
+    ),
+    info=TENANT_OWNED,
+)
+
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column(
+        "order_id", UUID(as_uuid=True), ForeignKey("orders.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("line", Integer, nullable=False),
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("product_id", UUID(as_uuid=True), ForeignKey("products.id"), nullable=False),
+    Column("sku", Text, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", BigInteger, nullable=False),
+    PrimaryKeyConstraint("order_id", "line", name="pk_order_lines"),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
+    info=TENANT_OWNED,
+)
+
+stock_reservations = Table(
+    "stock_reservations",
+    metadata,
+    # stock a checkout holds, under the idempotency key of the step that took it
+    Column("reserve_key", Text, nullable=False),
+    Column("product_id", UUID(as_uuid=True), ForeignKey("products.id"), nullable=False),
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("order_id", UUID(as_uuid=True), ForeignKey("orders.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("released", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("reserve_key", "product_id", name="pk_stock_reservations"),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    info=TENANT_OWNED,
+)
+
+step_effects = Table(
+    "step_effects",
+    metadata,
+    # a saga step's local effect, applied once: its idempotency key, inserted with the effect
+    Column("idempotency_key", Text, primary_key=True),
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    info=TENANT_OWNED,
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("order_id", UUID(as_uuid=True), ForeignKey("orders.id"), nullable=False, unique=True),
+    Column("status", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("authorisation_id", Text, nullable=False),
+    Column("capture_id", Text, nullable=True),
+    Column("refund_id", Text, nullable=True),
+    Column("version", Integer, nullable=False),  # the aggregate's version in event_store
+    *_timestamps(),
+    CheckConstraint("amount >= 0", name="amount_not_negative"),
+    CheckConstraint("status IN ('authorised', 'captured', 'voided', 'refunded')", name="status"),
+    info=TENANT_OWNED,
+)
+
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("order_id", UUID(as_uuid=True), ForeignKey("orders.id"), nullable=False, unique=True),
+    Column("status", Text, nullable=False),
+    Column("booking_id", Text, nullable=False),
+    Column("carrier", Text, nullable=False),
+    Column("tracking_number", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    *_timestamps(),
+    CheckConstraint("status IN ('scheduled', 'shipped', 'cancelled')", name="status"),
+    info=TENANT_OWNED,
+)
+
+# The stand-in payment and shipping providers' own books (`commerce/providers/standin.py`):
+# what an external service would keep on its side, here in Postgres so it survives a crash.
+STANDIN_OPERATIONS = (
+    "'authorise', 'capture', 'void', 'refund', 'create_shipment', 'cancel_shipment'"
+)
+
+standin_payments = Table(
+    "standin_payments",
+    metadata,
+    Column("id", Text, primary_key=True),  # the authorisation id
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("order_id", UUID(as_uuid=True), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    *_timestamps(),
+    CheckConstraint("amount >= 0", name="amount_not_negative"),
+    CheckConstraint("status IN ('authorised', 'captured', 'voided', 'refunded')", name="status"),
+    info=TENANT_OWNED,
+)
+
+standin_shipments = Table(
+    "standin_shipments",
+    metadata,
+    Column("id", Text, primary_key=True),  # the booking id
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("order_id", UUID(as_uuid=True), nullable=False),
+    Column("carrier", Text, nullable=False),
+    Column("tracking_number", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    *_timestamps(),
+    CheckConstraint("status IN ('scheduled', 'cancelled')", name="status"),
+    info=TENANT_OWNED,
+)
+
+standin_operations = Table(
+    "standin_operations",
+    metadata,
+    # every call that took effect or was a no-op, by its idempotency key: a repeated key
+    # answers what the first call did
+    Column("idempotency_key", Text, primary_key=True),
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("operation", Text, nullable=False),
+    Column("reference", Text, nullable=True),  # the authorisation or booking acted on
+    Column("amount", BigInteger, nullable=True),
+    Column("result_id", Text, nullable=True),  # a capture or refund id
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(f"operation IN ({STANDIN_OPERATIONS})", name="operation"),
+    info=TENANT_OWNED,
+)
+
+standin_faults = Table(
+    "standin_faults",
+    metadata,
+    # injected faults per tenant and operation (a missing row: no fault)
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("operation", Text, nullable=False),
+    Column("failure_rate", Float, nullable=False, server_default=text("0")),
+    Column("latency_ms", Integer, nullable=False, server_default=text("0")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("tenant_id", "operation", name="pk_standin_faults"),
+    CheckConstraint(f"operation IN ({STANDIN_OPERATIONS})", name="operation"),
+    CheckConstraint("failure_rate >= 0 AND failure_rate <= 1", name="failure_rate_range"),
+    CheckConstraint("latency_ms >= 0", name="latency_not_negative"),
+    info=TENANT_OWNED,
+)
+
+# The product and order read views (projections the API's list endpoints read).
+product_view = Table(
+    "product_view",
+    metadata,
+    # a denormalised copy of the product, refreshed from `products` on each of its events
+    Column("product_id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("sku", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("price", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("stock", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("last_event_id", UUID(as_uuid=True), nullable=False),
+    Index("ix_product_view_tenant_id_sku", "tenant_id", "sku"),
+    info=TENANT_OWNED,
+)
+
+order_view = Table(
+    "order_view",
+    metadata,
+    # an order as its events tell it, from the payloads alone
+    Column("order_id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("customer_id", UUID(as_uuid=True), nullable=True),
+    Column("status", Text, nullable=False),
+    Column("total", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("lines", Integer, nullable=False, server_default=text("0")),
+    Column("payment_id", UUID(as_uuid=True), nullable=True),
+    Column("cancel_reason", Text, nullable=True),
+    Column("placed_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("last_event_id", UUID(as_uuid=True), nullable=False),
+    Index("ix_order_view_tenant_id_placed_at", "tenant_id", "placed_at"),
+    info=TENANT_OWNED,
+)
+
+# Feature flags (issue 6, review T3): one row per tenant and feature.
+tenant_features = Table(
+    "tenant_features",
+    metadata,
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("feature", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("rollout", SmallInteger, nullable=False, server_default=text("100")),  # percent
+    Column("variant", Text, nullable=True),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    *_timestamps(),
+    PrimaryKeyConstraint("tenant_id", "feature", name="pk_tenant_features"),
+    CheckConstraint("rollout >= 0 AND rollout <= 100", name="rollout_percent"),
     info=TENANT_OWNED,
 )
