@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from rustok_ref.commerce.views import ORDER_VIEW, PRODUCT_VIEW
 from rustok_ref.config import Settings
 from rustok_ref.events.projections import TENANT_VIEW, Projection
 from rustok_ref.storage import create_engine, create_sessionmaker
@@ -38,7 +39,7 @@ class Container:
 
 def projections() -> dict[str, Projection]:
     """The product's read views by name (what `rustok-ref projection` can rebuild)."""
-    return {view.name: view for view in (TENANT_VIEW,)}
+    return {view.name: view for view in (TENANT_VIEW, PRODUCT_VIEW, ORDER_VIEW)}
 
 
 @contextlib.asynccontextmanager

@@ -396,3 +396,7 @@ def relay(
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":  # `python -m rustok_ref.cli`, as subprocesses of the harness run it
+    main()

@@ -23,4 +23,4 @@ def test_rebuild_replays_the_published_events_of_a_known_view(
 def test_an_unknown_view_is_refused_naming_the_known_ones() -> None:
     result = CliRunner().invoke(app, ["projection", "rebuild", "nope"])
     assert result.exit_code == 1
-    assert "known: tenant_view" in result.output
+    assert "known: order_view, product_view, tenant_view" in result.output

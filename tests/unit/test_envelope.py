@@ -89,7 +89,9 @@ def test_uuid7_from_the_real_clock_is_sorted_over_many_calls() -> None:
 
 
 def test_the_catalogue_holds_the_reference_events_with_their_types_and_version_1() -> None:
-    assert {spec.event_type: spec.aggregate_type for spec in CATALOGUE} == REFERENCE_TYPES
+    registered = {spec.event_type: spec.aggregate_type for spec in CATALOGUE}
+    # later features register their own events (commerce, flags): the reference's are a subset
+    assert {name: registered.get(name) for name in REFERENCE_TYPES} == REFERENCE_TYPES
     assert {spec.schema_version for spec in CATALOGUE} == {1}
     assert len({spec.model for spec in CATALOGUE}) == len(CATALOGUE)
 
@@ -103,26 +105,26 @@ def test_unknown_event_types_are_a_validation_error() -> None:
 def test_registration_is_a_public_call_that_refuses_what_cannot_work() -> None:
     catalogue = Catalogue()
 
-    @catalogue.register("payment.captured", aggregate="payment", key="payment_id")
+    @catalogue.register("example.captured", aggregate="example", key="payment_id")
     class PaymentCaptured(EventPayload):
         payment_id: EntityId
         order_id: EntityId
 
-    assert catalogue.spec("payment.captured").model is PaymentCaptured
-    assert "payment.captured" not in {spec.event_type for spec in CATALOGUE}
+    assert catalogue.spec("example.captured").model is PaymentCaptured
+    assert "example.captured" not in {spec.event_type for spec in CATALOGUE}
 
     class Other(EventPayload):
         payment_id: EntityId
         note: str
 
     with pytest.raises(ValueError, match="already registered"):
-        catalogue.register("payment.captured", aggregate="payment", key="payment_id")(Other)
+        catalogue.register("example.captured", aggregate="example", key="payment_id")(Other)
     with pytest.raises(ValueError, match="already registered"):
-        catalogue.register("payment.refunded", aggregate="payment", key="payment_id")(
+        catalogue.register("payment.refunded", aggregate="example", key="payment_id")(
             PaymentCaptured
         )
     with pytest.raises(ValueError, match="dotted lowercase"):
-        catalogue.register("PaymentFailed", aggregate="payment", key="payment_id")(Other)
+        catalogue.register("PaymentFailed", aggregate="example", key="payment_id")(Other)
     with pytest.raises(ValueError, match="required UUID field"):
         catalogue.register("payment.noted", aggregate="payment", key="note")(Other)
 

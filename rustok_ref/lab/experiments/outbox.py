@@ -3,11 +3,11 @@ and its event commit or roll back together?) and a real relay process killed aft
 and restarted (the delivery table: committed, delivered, duplicates absorbed, lost,
 reordered). The rate ramp is `rustok_ref.lab.ramp.ramp`, called by the notebook as it is.
 
-The relay subprocess is `python -m rustok_ref.lab.experiments.outbox relay ...`: the
-`rustok-ref relay` command itself (this module's `__main__` hands its arguments to the CLI),
-killed by its crash hook (`RUSTOK_TEST_HOOKS=1 RUSTOK_CRASH_AT=relay:<k>`: exit after the
-k-th XADD, before the batch is marked published). No library measures this: the subject is
-our relay, and the audit is `ramp.DeliveryAudit` over the streams and the handler's calls.
+The relay subprocess is `python -m rustok_ref.cli relay ...`: the `rustok-ref relay`
+command itself, killed by its crash hook (`RUSTOK_TEST_HOOKS=1 RUSTOK_CRASH_AT=relay:<k>`:
+exit after the k-th XADD, before the batch is marked published). No library measures this:
+the subject is our relay, and the audit is `ramp.DeliveryAudit` over the streams and the
+handler's calls.
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def _relay_process(
     if crash_after is not None:
         env |= {"RUSTOK_TEST_HOOKS": "1", "RUSTOK_CRASH_AT": f"relay:{crash_after}"}
     return subprocess.run(
-        [sys.executable, "-m", __name__, "relay", *args],
+        [sys.executable, "-m", "rustok_ref.cli", "relay", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -349,9 +349,3 @@ async def relay_crashes(
         )
         for k in points
     ]
-
-
-if __name__ == "__main__":
-    from rustok_ref.cli import main
-
-    main()
