@@ -269,7 +269,7 @@ def saga_recover(
             help="MODULE:FACTORY, a function of the wired container returning saga "
             "definitions (repeatable; PYTHONPATH must reach MODULE).",
         ),
-    ],
+    ] = ["rustok_ref.commerce.checkout:definitions"],  # noqa: B006 (typer reads it, never mutates)
     idle_for: Annotated[
         str, typer.Option("--idle-for", help="Take up sagas unchanged this long: 1m, 30s, 0s.")
     ] = "1m",
@@ -340,7 +340,6 @@ def relay(
     Exit 0 when stopped (or, with --once, when nothing is due), 1 when it cannot run.
     """
     import asyncio
-    import os
     import signal
 
     from redis.exceptions import RedisError
@@ -352,11 +351,7 @@ def relay(
 
     settings = Settings()
     config = RelayConfig(batch_size=batch, lease_s=_parse_duration(lease).total_seconds())
-    # test runs only; read here until Settings carries test_hooks and crash_at
-    crash_after = relay_crash_after(
-        test_hooks=os.environ.get("RUSTOK_TEST_HOOKS") == "1",
-        crash_at=os.environ.get("RUSTOK_CRASH_AT"),
-    )
+    crash_after = relay_crash_after(test_hooks=settings.test_hooks, crash_at=settings.crash_at)
 
     async def run() -> RelayMetrics:
         async with wire(settings) as container:

@@ -68,6 +68,19 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="TTL of a cached not-found; None caches only found ones."
     )
 
+    # commerce
+    payment_provider: str = Field(default="standin", description="Payment provider by name.")
+    shipping_provider: str = Field(default="standin", description="Shipping provider by name.")
+    saga_sync_wait: float = Field(
+        default=2.0, ge=0, description="Seconds `pay` waits for its checkout saga to end."
+    )
+
+    # test runs only: crash points are honoured only when test_hooks is on
+    test_hooks: bool = Field(default=False, description="Allow test-only hooks (RUSTOK_CRASH_AT).")
+    crash_at: str | None = Field(
+        default=None, description="A crash point, e.g. relay:3 or checkout:<step>:before:execute."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str | None) -> str | None:

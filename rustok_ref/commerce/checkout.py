@@ -57,6 +57,7 @@ from rustok_ref.commerce.providers.registry import payment_provider, shipping_pr
 from rustok_ref.commerce.recording import claim_effect, publish
 from rustok_ref.commerce.shipments import record_booking, record_cancellation
 from rustok_ref.commerce.states import OrderEvent, OrderStatus, allowed_events
+from rustok_ref.config import Settings
 from rustok_ref.errors import (
     ConflictError,
     InvalidTransitionError,
@@ -264,14 +265,19 @@ class Wired(Protocol):
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]: ...
 
+    @property
+    def settings(self) -> Settings: ...
+
 
 def definitions(container: Wired) -> list[SagaDefinition[Any]]:
-    """The factory `rustok-ref saga recover --saga rustok_ref.commerce.checkout:definitions`
-    loads: the checkout on the stand-in providers."""
-    sessions = container.sessions
+    """The factory `rustok-ref saga recover` loads by default: the checkout on the providers
+    the settings name (RUSTOK_PAYMENT_PROVIDER, RUSTOK_SHIPPING_PROVIDER)."""
+    sessions, settings = container.sessions, container.settings
     return [
         checkout_saga(
-            sessions, payment_provider("standin", sessions), shipping_provider("standin", sessions)
+            sessions,
+            payment_provider(settings.payment_provider, sessions),
+            shipping_provider(settings.shipping_provider, sessions),
         )
     ]
 

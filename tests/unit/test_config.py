@@ -50,3 +50,16 @@ def test_redis_prefix_must_end_with_a_colon(prefix: str) -> None:
 def test_unknown_backend_is_a_validation_error() -> None:
     with pytest.raises(ValidationError, match="backend"):
         Settings(backend="kubernetes", _env_file=None)  # type: ignore[arg-type]
+
+
+def test_commerce_and_test_hook_settings_come_from_their_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RUSTOK_SAGA_SYNC_WAIT", "0.5")
+    monkeypatch.setenv("RUSTOK_PAYMENT_PROVIDER", "standin")
+    monkeypatch.setenv("RUSTOK_TEST_HOOKS", "1")
+    monkeypatch.setenv("RUSTOK_CRASH_AT", "relay:3")
+    settings = Settings(_env_file=None)
+    assert (settings.saga_sync_wait, settings.payment_provider) == (0.5, "standin")
+    assert (settings.test_hooks, settings.crash_at) == (True, "relay:3")
+    assert Settings(_env_file=None, test_hooks=False).test_hooks is False
