@@ -25,6 +25,7 @@ from rustok_ref.commerce import (
 )
 from rustok_ref.commerce.checkout import definitions
 from rustok_ref.commerce.providers import Operation
+from rustok_ref.config import Settings
 from rustok_ref.saga import Action, Outcome, SagaState
 from rustok_ref.storage import UnitOfWork
 from rustok_ref.storage.tables import outbox
@@ -166,7 +167,9 @@ async def test_a_customer_cancelling_during_the_checkout_gets_everything_back(
     assert history.state.status == "refunded"
 
 
-def test_the_recovery_factory_gives_the_checkout_on_the_stand_ins(sessions: Sessions) -> None:
-    [definition] = definitions(SimpleNamespace(sessions=sessions))
+def test_the_recovery_factory_gives_the_checkout_on_the_stand_ins(
+    sessions: Sessions, app_settings: Settings
+) -> None:
+    [definition] = definitions(SimpleNamespace(sessions=sessions, settings=app_settings))
     assert definition.name == SAGA_NAME
     assert [step.name for step in definition.steps] == list(Step)
