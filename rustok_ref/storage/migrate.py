@@ -39,9 +39,14 @@ def check(database_url: str) -> None:
 
 
 def fingerprint() -> str:
-    """A short hash of every migration script and of the tables module."""
+    """A short hash of every migration script and of the modules they read."""
     digest = hashlib.sha256()
-    sources = [*sorted(MIGRATIONS.rglob("*.py")), Path(__file__).with_name("tables.py")]
+    here = Path(__file__)
+    sources = [
+        *sorted(MIGRATIONS.rglob("*.py")),
+        here.with_name("tables.py"),
+        here.with_name("rls.py"),
+    ]
     for path in sources:
         digest.update(path.relative_to(MIGRATIONS.parent).as_posix().encode())
         digest.update(path.read_bytes())

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from rustok_ref.storage.rls import drop_tenant_policy, enable_tenant_rls
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -50,8 +52,6 @@ REVOKES = [
     "REVOKE USAGE ON SCHEMA public FROM rustok_app, rustok_worker",
 ]
 
-TENANT_MATCH = "NULLIF(current_setting('app.tenant_id', true), '')::uuid"
-
 
 def upgrade() -> None:
     op.execute(CREATE_ROLES)
@@ -81,16 +81,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("slug", name=op.f("uq_tenants_slug")),
         sa.UniqueConstraint("domain", name=op.f("uq_tenants_domain")),
     )
-    op.execute("ALTER TABLE tenants ENABLE ROW LEVEL SECURITY")
-    op.execute("ALTER TABLE tenants FORCE ROW LEVEL SECURITY")
-    op.execute(
-        f"CREATE POLICY tenant_isolation ON tenants USING (id = {TENANT_MATCH}) "
-        f"WITH CHECK (id = {TENANT_MATCH})"
-    )
+    enable_tenant_rls("tenants", column="id")
 
 
 def downgrade() -> None:
-    op.execute("DROP POLICY IF EXISTS tenant_isolation ON tenants")
+    drop_tenant_policy("tenants")
     op.drop_table("tenants")
     for statement in REVOKES:
         op.execute(statement)

@@ -11,12 +11,13 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from rustok_ref.storage.rls import drop_tenant_policy, enable_tenant_rls
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TENANT_MATCH = "NULLIF(current_setting('app.tenant_id', true), '')::uuid"
 TENANT_OWNED = ("outbox", "event_store", "event_snapshots")
 
 
@@ -110,17 +111,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("aggregate_id", name=op.f("pk_event_snapshots")),
     )
     for table in TENANT_OWNED:
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        op.execute(
-            f"CREATE POLICY tenant_isolation ON {table} USING (tenant_id = {TENANT_MATCH}) "
-            f"WITH CHECK (tenant_id = {TENANT_MATCH})"
-        )
+        enable_tenant_rls(table)
 
 
 def downgrade() -> None:
     for table in TENANT_OWNED:
-        op.execute(f"DROP POLICY IF EXISTS tenant_isolation ON {table}")
+        drop_tenant_policy(table)
     op.drop_table("event_snapshots")
     op.drop_table("event_store")
     op.drop_index("ix_processed_events_processed_at", table_name="processed_events")

@@ -11,12 +11,13 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from rustok_ref.storage.rls import drop_tenant_policy, enable_tenant_rls
+
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TENANT_MATCH = "NULLIF(current_setting('app.tenant_id', true), '')::uuid"
 TENANT_OWNED = ("saga_instances", "saga_steps")
 UNFINISHED = "state IN ('running', 'compensating', 'failed')"
 
@@ -90,17 +91,12 @@ def upgrade() -> None:
     # the step log is append-only for the roles the service runs as
     op.execute("REVOKE UPDATE, DELETE ON saga_steps FROM rustok_app, rustok_worker")
     for table in TENANT_OWNED:
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        op.execute(
-            f"CREATE POLICY tenant_isolation ON {table} USING (tenant_id = {TENANT_MATCH}) "
-            f"WITH CHECK (tenant_id = {TENANT_MATCH})"
-        )
+        enable_tenant_rls(table)
 
 
 def downgrade() -> None:
     for table in TENANT_OWNED:
-        op.execute(f"DROP POLICY IF EXISTS tenant_isolation ON {table}")
+        drop_tenant_policy(table)
     op.drop_index("ix_saga_steps_saga_id", table_name="saga_steps")
     op.drop_table("saga_steps")
     op.drop_index(

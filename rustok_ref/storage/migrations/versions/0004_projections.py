@@ -11,12 +11,12 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from rustok_ref.storage.rls import drop_tenant_policy, enable_tenant_rls
+
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-TENANT_MATCH = "NULLIF(current_setting('app.tenant_id', true), '')::uuid"
 
 
 def upgrade() -> None:
@@ -37,14 +37,9 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("tenant_id", name=op.f("pk_tenant_view")),
     )
-    op.execute("ALTER TABLE tenant_view ENABLE ROW LEVEL SECURITY")
-    op.execute("ALTER TABLE tenant_view FORCE ROW LEVEL SECURITY")
-    op.execute(
-        f"CREATE POLICY tenant_isolation ON tenant_view USING (tenant_id = {TENANT_MATCH}) "
-        f"WITH CHECK (tenant_id = {TENANT_MATCH})"
-    )
+    enable_tenant_rls("tenant_view")
 
 
 def downgrade() -> None:
-    op.execute("DROP POLICY IF EXISTS tenant_isolation ON tenant_view")
+    drop_tenant_policy("tenant_view")
     op.drop_table("tenant_view")

@@ -12,12 +12,13 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from rustok_ref.storage.rls import drop_tenant_policy, enable_tenant_rls
+
 revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TENANT_MATCH = "NULLIF(current_setting('app.tenant_id', true), '')::uuid"
 TENANT_OWNED = (
     "products",
     "orders",
@@ -284,17 +285,12 @@ def upgrade() -> None:
     )
     op.create_index("ix_order_view_tenant_id_placed_at", "order_view", ["tenant_id", "placed_at"])
     for table in TENANT_OWNED:
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        op.execute(
-            f"CREATE POLICY tenant_isolation ON {table} USING (tenant_id = {TENANT_MATCH}) "
-            f"WITH CHECK (tenant_id = {TENANT_MATCH})"
-        )
+        enable_tenant_rls(table)
 
 
 def downgrade() -> None:
     for table in TENANT_OWNED:
-        op.execute(f"DROP POLICY IF EXISTS tenant_isolation ON {table}")
+        drop_tenant_policy(table)
     op.drop_index("ix_order_view_tenant_id_placed_at", table_name="order_view")
     op.drop_index("ix_product_view_tenant_id_sku", table_name="product_view")
     for table in reversed(TENANT_OWNED):

@@ -11,12 +11,12 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from rustok_ref.storage.rls import drop_tenant_policy, enable_tenant_rls
+
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-TENANT_MATCH = "NULLIF(current_setting('app.tenant_id', true), '')::uuid"
 
 
 def upgrade() -> None:
@@ -45,14 +45,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("tenant_id", "feature", name=op.f("pk_tenant_features")),
     )
-    op.execute("ALTER TABLE tenant_features ENABLE ROW LEVEL SECURITY")
-    op.execute("ALTER TABLE tenant_features FORCE ROW LEVEL SECURITY")
-    op.execute(
-        f"CREATE POLICY tenant_isolation ON tenant_features USING (tenant_id = {TENANT_MATCH}) "
-        f"WITH CHECK (tenant_id = {TENANT_MATCH})"
-    )
+    enable_tenant_rls("tenant_features")
 
 
 def downgrade() -> None:
-    op.execute("DROP POLICY IF EXISTS tenant_isolation ON tenant_features")
+    drop_tenant_policy("tenant_features")
     op.drop_table("tenant_features")
