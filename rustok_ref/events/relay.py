@@ -60,11 +60,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from rustok_ref.crashpoints import CRASH_EXIT_CODE, RELAY, requested
 from rustok_ref.errors import RustokError
 from rustok_ref.events.dispatcher import LatencySummary, _Reservoir
 from rustok_ref.events.envelope import METADATA_FIELDS, Catalogue, EventEnvelope
 from rustok_ref.events.outbox import OutboxStatus, envelope_from_row
-from rustok_ref.saga.crash import CRASH_EXIT_CODE
 from rustok_ref.storage.roles import DbRole
 from rustok_ref.storage.unit_of_work import UnitOfWork
 
@@ -101,13 +101,11 @@ def stream_fields(envelope: EventEnvelope) -> dict[str, bytes | str]:
 
 def relay_crash_after(*, test_hooks: bool, crash_at: str | None) -> int | None:
     """k from `RUSTOK_CRASH_AT=relay:<k>` (kill the relay after its k-th XADD, before it
-    marks that batch), or None outside test runs or when another process is named. The
-    gating is the saga crash hook's: nothing happens unless `RUSTOK_TEST_HOOKS=1`."""
-    if not test_hooks or not crash_at:
+    marks that batch), or None outside test runs or when another process is named."""
+    point = requested(test_hooks=test_hooks, crash_at=crash_at)
+    if point is None or point[0] != RELAY:
         return None
-    component, _, count = crash_at.partition(":")
-    if component != "relay":
-        return None
+    count = point[1]
     if not count.isdigit() or int(count) < 1:
         raise ValueError(f"crash point {crash_at!r} is not relay:<k> with k >= 1")
     return int(count)

@@ -1,6 +1,7 @@
 """Sagas: an orchestrator with a persisted log, recovery, and the review's sketch for comparison."""
 
-from rustok_ref.saga.crash import CRASH_EXIT_CODE, CrashHook, crash_hook
+from rustok_ref.crashpoints import CRASH_EXIT_CODE
+from rustok_ref.saga.crash import CrashHook, crash_hook
 from rustok_ref.saga.definition import (
     Action,
     CrashPoint,

@@ -13,11 +13,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Final, NoReturn
+from typing import NoReturn
 
+from rustok_ref.crashpoints import CRASH_EXIT_CODE, RELAY, requested
 from rustok_ref.saga.definition import CrashPoint
-
-CRASH_EXIT_CODE: Final = 86
 
 
 class CrashHook:
@@ -40,7 +39,9 @@ class CrashHook:
 
 def crash_hook(*, test_hooks: bool, crash_at: str | None) -> CrashHook | None:
     """The hook `RUSTOK_CRASH_AT` asks for, or None outside test runs (`RUSTOK_TEST_HOOKS`
-    unset) or when no crash point is named. The composition root passes both values."""
-    if not test_hooks or not crash_at:
+    unset) or when no saga's point is named (`relay:<k>` is the relay's). The composition
+    root passes both values."""
+    point = requested(test_hooks=test_hooks, crash_at=crash_at)
+    if point is None or point[0] == RELAY:
         return None
-    return CrashHook(CrashPoint.parse(crash_at))
+    return CrashHook(CrashPoint.parse(":".join(point)))
