@@ -388,6 +388,78 @@ def relay(
     )
 
 
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+) -> None:
+    """Serve the REST and GraphQL API under uvicorn until SIGTERM or Ctrl-C (requests in
+    flight finish first). Settings come from the RUSTOK_* variables."""
+    import os
+    import tempfile
+
+    import uvicorn
+
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # every worker writes its samples here; /metrics sums the live ones
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rustok-metrics-")
+    uvicorn.run(
+        "rustok_ref.api.app:serve_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        lifespan="on",
+    )
+
+
+apikey_app = typer.Typer(no_args_is_help=True, help="API keys (shown once, stored hashed).")
+app.add_typer(apikey_app, name="apikey")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    tenant: Annotated[str, typer.Option(help="The tenant's slug, domain or id.")],
+    role: Annotated[str, typer.Option(help="admin, staff or customer.")] = "customer",
+    label: Annotated[str | None, typer.Option(help="A note stored with the key.")] = None,
+) -> None:
+    """Create a key for the tenant and print it once (only its SHA-256 is stored)."""
+    import asyncio
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from rustok_ref.api.auth import ApiKeys, Role
+    from rustok_ref.bootstrap import wire
+    from rustok_ref.config import Settings
+    from rustok_ref.errors import RustokError
+    from rustok_ref.tenancy.identifiers import validate_any
+    from rustok_ref.tenancy.repository import load_tenant
+
+    try:
+        chosen = Role(role)
+    except ValueError as exc:
+        typer.echo(f"error: unknown role {role!r}; use admin, staff or customer", err=True)
+        raise typer.Exit(1) from exc
+
+    async def run() -> str:
+        async with wire(Settings()) as container:
+            found = await load_tenant(container.sessions, validate_any(tenant))
+            if found is None:
+                raise ValueError(f"no tenant {tenant!r}")
+            issued = await ApiKeys(container.sessions).create(found.id, chosen, label=label)
+            return issued.token
+
+    try:
+        token = asyncio.run(run())
+    except (ValueError, OSError, SQLAlchemyError, RustokError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(token)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

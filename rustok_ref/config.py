@@ -75,6 +75,40 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="Seconds `pay` waits for its checkout saga to end."
     )
 
+    # resilience and flags
+    redis_breaker_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long the Redis breaker stays open before probing."
+    )
+    flag_cache_ttl_s: float = Field(default=30.0, gt=0, description="Feature flags cache TTL.")
+
+    # the API process
+    api_max_body_bytes: int = Field(default=1 << 20, ge=1, description="Request body cap.")
+    api_run_workers: bool = Field(
+        default=True, description="Run the outbox relay and the read views in the API process."
+    )
+    api_recover_sagas: bool = Field(
+        default=True, description="Finish or undo interrupted sagas when the API starts."
+    )
+    saga_recover_every_s: float = Field(
+        default=10.0, gt=0, description="Recover sagas idle this long, checked this often."
+    )
+    tenant_filter: bool = Field(
+        default=True,
+        description="Test only: off drops the API's own tenant filter to show RLS alone isolates.",
+    )
+    rate_limit_per_s: float = Field(
+        default=500.0, gt=0, description="Requests per second per tenant (token refill)."
+    )
+    rate_limit_burst: int = Field(default=1_000, ge=1, description="Token bucket size.")
+    rate_limit_fail_open: bool = Field(
+        default=True, description="Serve when Redis cannot count (a warning is counted)."
+    )
+    readiness_max_relay_lag_s: float = Field(
+        default=30.0, gt=0, description="/readyz fails when the oldest unpublished event is older."
+    )
+    graphql_max_depth: int = Field(default=8, ge=1)
+    graphql_max_tokens: int = Field(default=2_000, ge=1, description="GraphQL complexity cap.")
+
     # test runs only: crash points are honoured only when test_hooks is on
     test_hooks: bool = Field(default=False, description="Allow test-only hooks (RUSTOK_CRASH_AT).")
     crash_at: str | None = Field(

@@ -492,3 +492,19 @@ tenant_features = Table(
     CheckConstraint("rollout >= 0 AND rollout <= 100", name="rollout_percent"),
     info=TENANT_OWNED,
 )
+
+# API keys (issue 7): the SHA-256 of a random 32-byte secret under a public key id, so a
+# request costs one indexed lookup (cached) and one hash, never a slow password hash.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", Text, primary_key=True),
+    Column("tenant_id", UUID(as_uuid=True), ForeignKey("tenants.id"), nullable=False),
+    Column("role", Text, nullable=False),
+    Column("secret_sha256", Text, nullable=False),
+    Column("label", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("role IN ('admin', 'staff', 'customer')", name="role_known"),
+    info=TENANT_OWNED,
+)

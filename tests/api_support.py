@@ -1,0 +1,140 @@
+"""A real API server for tests: `rustok-ref serve` in a subprocess on a free loopback port,
+over the session's database and Redis prefix, plus tenants with keys of every role.
+
+Import with `from api_support import ...` (tests/ is on the path). The server is a real
+uvicorn process, so what a test sees is what a client sees; coverage follows it through
+COVERAGE_PROCESS_START like every other subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from rustok_ref.api.auth import ApiKeys, Role
+from rustok_ref.bootstrap import services, wire
+from rustok_ref.config import Settings
+
+STARTUP_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The RUSTOK_* variables that give a subprocess the same database, Redis and prefix."""
+    assert settings.database_url is not None and settings.redis_url is not None
+    return {
+        "RUSTOK_DATABASE_URL": settings.database_url,
+        "RUSTOK_REDIS_URL": settings.redis_url,
+        "RUSTOK_REDIS_PREFIX": settings.redis_prefix,
+        "RUSTOK_BACKEND": "external",
+    }
+
+
+@dataclass
+class ApiServer:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def client(self, tenant: str | None = None, key: str | None = None) -> httpx.Client:
+        headers = {}
+        if tenant is not None:
+            headers["X-Tenant-ID"] = tenant
+        if key is not None:
+            headers["X-API-Key"] = key
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30.0)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def run_server(
+    settings: Settings,
+    log_dir: Path,
+    *,
+    workers: int = 1,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[ApiServer]:
+    """Start `rustok-ref serve`, wait for /healthz, yield, then SIGTERM it (and wait)."""
+    port = free_port()
+    log = log_dir / f"api-{port}.log"
+    full_env = {**os.environ, **settings_env(settings), **(env or {})}
+    command = [sys.executable, "-m", "rustok_ref.cli", "serve", "--port", str(port)]
+    command += ["--workers", str(workers), "--log-level", "warning"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    server = ApiServer(f"http://127.0.0.1:{port}", process, log)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the API exited with {process.returncode}:\n{server.log_text()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(server.base_url + "/healthz", timeout=1.0).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the API did not start in time:\n{server.log_text()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@dataclass(frozen=True)
+class TenantKeys:
+    """A tenant and one key of each role."""
+
+    id: uuid.UUID
+    slug: str
+    keys: Mapping[Role, str]
+
+    @property
+    def admin(self) -> str:
+        return self.keys[Role.ADMIN]
+
+    @property
+    def staff(self) -> str:
+        return self.keys[Role.STAFF]
+
+    @property
+    def customer(self) -> str:
+        return self.keys[Role.CUSTOMER]
+
+
+def make_tenant(settings: Settings, name: str = "Shop") -> TenantKeys:
+    """A new tenant with a unique slug and a key per role (its own event loop: call it from
+    sync fixtures of any scope)."""
+
+    async def create() -> TenantKeys:
+        async with wire(settings) as container, services(container) as built:
+            slug = f"t-{uuid.uuid4().hex[:12]}"
+            tenant = await built.tenants.create(slug, name)
+            api_keys = ApiKeys(container.sessions)
+            keys = {role: (await api_keys.create(tenant.id, role)).token for role in Role}
+            return TenantKeys(tenant.id, slug, keys)
+
+    return asyncio.run(create())
