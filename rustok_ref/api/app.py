@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 
 from rustok_ref import __version__
+from rustok_ref.api import graphql
 from rustok_ref.api.auth import ApiKeys
 from rustok_ref.api.context import ApiState
 from rustok_ref.api.metrics import ApiMetrics
@@ -117,6 +118,7 @@ def create_app(
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(graphql.router)
     app.add_middleware(
         RequestMiddleware,
         tracer=provider.get_tracer("rustok_ref.api"),

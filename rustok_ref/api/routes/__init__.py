@@ -2,8 +2,14 @@
 
 from fastapi import APIRouter
 
-from rustok_ref.api.routes import health
+from rustok_ref.api.routes import admin, health, orders, products, tenants
 
-ROUTERS: list[APIRouter] = [health.router]
+ROUTERS: list[APIRouter] = [
+    health.router,
+    tenants.router,
+    products.router,
+    orders.router,
+    admin.router,
+]
 
 __all__ = ["ROUTERS"]

@@ -1,0 +1,7 @@
+"""GraphQL at /graphql (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
+
+__all__ = ["router"]
