@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import httpx
 from rustok_ref.api.auth import ApiKeys, Role
 from rustok_ref.bootstrap import services, wire
 from rustok_ref.config import Settings
+from rustok_ref.features.model import Feature
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -125,9 +126,11 @@ class TenantKeys:
         return self.keys[Role.CUSTOMER]
 
 
-def make_tenant(settings: Settings, name: str = "Shop") -> TenantKeys:
-    """A new tenant with a unique slug and a key per role (its own event loop: call it from
-    sync fixtures of any scope)."""
+def make_tenant(
+    settings: Settings, name: str = "Shop", *, features: Sequence[Feature] = (Feature.COMMERCE,)
+) -> TenantKeys:
+    """A new tenant with a unique slug, a key per role and `features` switched on (its own
+    event loop: call it from sync fixtures of any scope)."""
 
     async def create() -> TenantKeys:
         async with wire(settings) as container, services(container) as built:
@@ -135,6 +138,8 @@ def make_tenant(settings: Settings, name: str = "Shop") -> TenantKeys:
             tenant = await built.tenants.create(slug, name)
             api_keys = ApiKeys(container.sessions)
             keys = {role: (await api_keys.create(tenant.id, role)).token for role in Role}
+            for feature in features:
+                await built.flag_store.set(tenant.id, feature, enabled=True)
             return TenantKeys(tenant.id, slug, keys)
 
     return asyncio.run(create())
