@@ -87,7 +87,8 @@ def run_server(
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"the API exited with {process.returncode}:\n{server.log_text()}")
+                code = process.returncode
+                raise RuntimeError(f"the API exited with {code}:\n{server.log_text()}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(server.base_url + "/healthz", timeout=1.0).status_code == 200:
                     break
