@@ -23,9 +23,18 @@ from rustok_ref.events.validation import INT64_MAX
 _LETTERS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
+_NOT_MONEY: Final = frozenset({"XXX", "XTS"})  # ISO 4217's "no currency" and "testing"
+
+
 def is_currency(code: object) -> bool:
-    """Three capital ASCII letters (ISO 4217's shape)."""
-    return isinstance(code, str) and len(code) == 3 and set(code) <= _LETTERS
+    """Three capital ASCII letters (ISO 4217's shape), not one of the codes that price
+    nothing."""
+    return (
+        isinstance(code, str)
+        and len(code) == 3
+        and set(code) <= _LETTERS
+        and code not in _NOT_MONEY
+    )
 
 
 def check_currency(code: object, *, field: str = "currency") -> str:
