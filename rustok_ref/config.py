@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Backend = Literal["auto", "external", "containers", "embedded"]
+DispatcherPolicy = Literal["block", "reject", "drop_oldest", "drop_newest"]
 
 
 def async_database_url(url: str) -> str:
@@ -105,6 +106,18 @@ class Settings(BaseSettings):
     )
     readiness_max_relay_lag_s: float = Field(
         default=30.0, gt=0, description="/readyz fails when the oldest unpublished event is older."
+    )
+    readiness_check_timeout_s: float = Field(
+        default=1.0, gt=0, description="Each /readyz check fails when it takes longer."
+    )
+    metrics_refresh_s: float = Field(
+        default=1.0, gt=0, description="How often the API refreshes its gauges."
+    )
+    dispatcher_capacity: int = Field(
+        default=10_000, ge=1, description="Mailbox size of the API's in-process dispatcher."
+    )
+    dispatcher_policy: DispatcherPolicy = Field(
+        default="reject", description="What that dispatcher does with an item when full."
     )
     graphql_max_depth: int = Field(default=8, ge=1)
     graphql_max_tokens: int = Field(default=2_000, ge=1, description="GraphQL complexity cap.")

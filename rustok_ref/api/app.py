@@ -3,7 +3,8 @@
 The lifespan wires the container and the services (the composition root), finishes or
 undoes the sagas a crash left behind before the first request is served, and (unless
 `RUSTOK_API_RUN_WORKERS=false`) runs the outbox relay, the read views and periodic saga
-recovery beside the requests.
+recovery beside the requests. It also runs the burst endpoint's in-process dispatcher and
+the metrics refresher, which copies the process's state into the gauges every second.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from rustok_ref import __version__
 from rustok_ref.api import graphql
 from rustok_ref.api.auth import ApiKeys
+from rustok_ref.api.burst import burst_dispatcher
 from rustok_ref.api.context import ApiState
 from rustok_ref.api.metrics import ApiMetrics
 from rustok_ref.api.middleware import RequestMiddleware
 from rustok_ref.api.problems import install_problem_handlers
 from rustok_ref.api.ratelimit import RateLimiter
+from rustok_ref.api.refresh import refresh_metrics
 from rustok_ref.api.routes import ROUTERS
 from rustok_ref.bootstrap import run_workers, services, wire
 from rustok_ref.config import Settings
@@ -78,7 +81,9 @@ def create_app(
             wire(settings, tracer_provider=provider) as container,
             services(container) as built,
         ):
-            app.state.api = ApiState(
+            dispatcher = burst_dispatcher(settings)
+            dispatcher.start()
+            app.state.api = api = ApiState(
                 services=built,
                 keys=ApiKeys(container.sessions),
                 limiter=RateLimiter(
@@ -89,10 +94,18 @@ def create_app(
                     fail_open=settings.rate_limit_fail_open,
                 ),
                 metrics=metrics,
+                dispatcher=dispatcher,
             )
             if settings.api_recover_sagas:
                 await _recover_sagas(built.orchestrator, 0.0)
             stop = asyncio.Event()
+            refresher = asyncio.create_task(
+                refresh_metrics(
+                    api,
+                    every_s=settings.metrics_refresh_s,
+                    timeout_s=settings.readiness_check_timeout_s,
+                )
+            )
             background: list[asyncio.Task[None]] = []
             if settings.api_run_workers:
                 background.append(asyncio.create_task(run_workers(container, stop)))
@@ -103,9 +116,11 @@ def create_app(
                 yield
             finally:
                 stop.set()
+                refresher.cancel()
                 for task in background[1:]:
                     task.cancel()
-                await asyncio.gather(*background, return_exceptions=True)
+                await asyncio.gather(refresher, *background, return_exceptions=True)
+                await dispatcher.close(drain=False)
                 if tracer_provider is None:
                     provider.shutdown()
 

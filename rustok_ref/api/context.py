@@ -20,6 +20,7 @@ from rustok_ref.api.metrics import ApiMetrics
 from rustok_ref.api.ratelimit import RateLimiter
 from rustok_ref.bootstrap import Services
 from rustok_ref.errors import PermissionDeniedError, UnauthenticatedError
+from rustok_ref.events.dispatcher import Dispatcher
 from rustok_ref.storage import UnitOfWork
 from rustok_ref.tenancy.model import Tenant
 
@@ -49,6 +50,8 @@ class ApiState:
     keys: ApiKeys
     limiter: RateLimiter
     metrics: ApiMetrics
+    dispatcher: Dispatcher[int]
+    """The in-process dispatcher the burst endpoint loads (`burst.py`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ them later (at least once, in order per aggregate; consumers dedupe on the event
 The table follows Debezium's outbox shape (`id`, `aggregatetype`, `aggregateid`, `type`,
 `payload`) plus the envelope's metadata and the relay's bookkeeping; unlike a CDC outbox
 (insert-only, read from the WAL) a polling relay marks rows, so rows change status:
-pending -> published, or pending -> dead after the relay's last attempt. `seq` (an identity)
+pending -> published, or pending -> dead after the relay's last attempt
+(and dead -> pending when an operator replays it, `replay_dead`). `seq` (an identity)
 orders an aggregate's rows: a writer changes its aggregate's row (taking the row lock)
 before it appends, so within one aggregate the insert order is the commit order.
 
@@ -26,8 +27,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
-from sqlalchemy import Text, bindparam, cast, delete, func, insert, literal, select
+from sqlalchemy import Text, bindparam, cast, delete, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -108,3 +110,22 @@ async def prune(
         removed += count
         if count < batch_size:
             return removed
+
+
+async def replay_dead(uow: UnitOfWork, event_id: UUID) -> bool:
+    """Make a dead row due again with a fresh attempt budget (its `last_error` stays until
+    it is published), so the relay takes it up and unblocks its aggregate. False when the
+    unit of work sees no dead row with that id (the caller commits)."""
+    result = await uow.session.execute(
+        update(outbox)
+        .where(outbox.c.id == event_id, outbox.c.status == OutboxStatus.DEAD)
+        .values(
+            status=OutboxStatus.PENDING,
+            attempts=0,
+            next_attempt_at=None,
+            claimed_by=None,
+            claimed_at=None,
+        )
+    )
+    replayed: int = result.rowcount  # type: ignore[attr-defined]
+    return replayed == 1

@@ -206,6 +206,11 @@ class TenantCache:
         self._flights.clear()
         self._store.clear()
 
+    def size(self) -> int:
+        """Entries held now, found and not-found ones (for the size gauge)."""
+        self._store.run_pending_tasks()
+        return self._store.count()
+
     def stats(self) -> CacheStats:
         self._store.run_pending_tasks()  # delivers pending evictions to the listener
         return CacheStats(

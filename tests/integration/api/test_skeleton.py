@@ -31,7 +31,8 @@ def test_unknown_route_is_a_problem(api_server: ApiServer) -> None:
 def test_oversized_and_non_json_bodies_are_refused_before_any_work(api_server: ApiServer) -> None:
     with api_server.client() as client:
         too_big = client.post(
-            "/healthz", content=b"{" + b" " * (2 << 20) + b"}",
+            "/healthz",
+            content=b"{" + b" " * (2 << 20) + b"}",
             headers={"content-type": "application/json"},
         )
         wrong_type = client.post("/healthz", content=b"x", headers={"content-type": "text/plain"})
