@@ -27,12 +27,14 @@ progress, with the saga's id; the saga runs on, and recovery takes it up after a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Protocol
 from uuid import UUID, uuid4
 
+from opentelemetry import trace
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -71,6 +73,7 @@ from rustok_ref.saga.orchestrator import SagaOrchestrator
 from rustok_ref.storage.unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 SAGA_NAME: Final = "checkout"
 DEFAULT_SYNC_WAIT_S: Final = 2.0
@@ -336,44 +339,46 @@ class CheckoutService:
         wait. InvalidTransitionError for an order in any other state (paid already),
         ConflictError while a checkout of it runs (paying twice) or for a stale version."""
         saga_id = uuid4()
-        async with UnitOfWork(self._sessions, tenant_id=tenant_id) as uow:
-            order = await start_checkout(
-                uow,
-                order_id,
-                saga_id=saga_id,
-                payment_id=uuid4(),
-                expected_version=expected_version,
-            )
-            assert order.payment_id is not None  # start_checkout recorded it
-            data = CheckoutData(
-                order_id=order_id,
-                payment_id=order.payment_id,
-                shipment_id=uuid4(),
-                amount=order.total.amount,
-                currency=order.total.currency,
-                lines=[
-                    CheckoutLine(product_id=line.product_id, quantity=line.quantity)
-                    for line in order.lines
-                ],
-            )
-            started = SagaStarted(
-                saga_id=saga_id, saga_type=self._definition.name, subject_id=order_id
-            )
-            await publish(uow, tenant_id, [started])
-            saga = await self._orchestrator.begin(
-                self._definition, data, tenant_id=tenant_id, saga_id=saga_id, uow=uow
-            )
-            await uow.commit()
-        run = asyncio.create_task(self._orchestrator.run(saga), name=f"checkout-{saga_id}")
-        self._running.add(run)
-        run.add_done_callback(self._finished)
-        done, _ = await asyncio.wait({run}, timeout=self._sync_wait_s)
-        if not done:
-            return CheckoutOutcome.of(saga)
-        try:
-            return CheckoutOutcome.of(run.result())
-        except ConflictError:  # another runner (recovery) has taken it up
-            return CheckoutOutcome.of(saga)
+        ids = {"tenant_id": str(tenant_id), "order_id": str(order_id), "saga_id": str(saga_id)}
+        with tracer.start_as_current_span("checkout.pay", attributes=ids) as span:
+            async with UnitOfWork(self._sessions, tenant_id=tenant_id) as uow:
+                order = await start_checkout(
+                    uow,
+                    order_id,
+                    saga_id=saga_id,
+                    payment_id=uuid4(),
+                    expected_version=expected_version,
+                )
+                assert order.payment_id is not None  # start_checkout recorded it
+                data = CheckoutData(
+                    order_id=order_id,
+                    payment_id=order.payment_id,
+                    shipment_id=uuid4(),
+                    amount=order.total.amount,
+                    currency=order.total.currency,
+                    lines=[
+                        CheckoutLine(product_id=line.product_id, quantity=line.quantity)
+                        for line in order.lines
+                    ],
+                )
+                started = SagaStarted(
+                    saga_id=saga_id, saga_type=self._definition.name, subject_id=order_id
+                )
+                await publish(uow, tenant_id, [started])
+                saga = await self._orchestrator.begin(
+                    self._definition, data, tenant_id=tenant_id, saga_id=saga_id, uow=uow
+                )
+                await uow.commit()
+            run = asyncio.create_task(self._orchestrator.run(saga), name=f"checkout-{saga_id}")
+            self._running.add(run)
+            run.add_done_callback(self._finished)
+            done, _ = await asyncio.wait({run}, timeout=self._sync_wait_s)
+            outcome = CheckoutOutcome.of(saga)
+            if done:
+                with contextlib.suppress(ConflictError):  # another runner (recovery) has it
+                    outcome = CheckoutOutcome.of(run.result())
+            span.set_attribute("checkout.status", outcome.status.value)
+            return outcome
 
     async def outcome(self, tenant_id: UUID, saga_id: UUID) -> CheckoutOutcome:
         """The checkout's outcome now (NotFoundError for an unknown saga)."""

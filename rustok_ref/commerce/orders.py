@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Final
 from uuid import UUID, uuid4
 
+from opentelemetry import trace
 from sqlalchemy import RowMapping, func, insert, literal_column, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
@@ -51,6 +52,8 @@ ORDER_AGGREGATE: Final = AggregateSpec(
     state_type=EventSourcedOrder,
 )
 ORDER_EVENTS: Final = EventStore(ORDER_AGGREGATE)
+
+tracer = trace.get_tracer(__name__)
 
 _LINES = (
     select(
@@ -160,87 +163,91 @@ async def create_order(
 ) -> OrderRecord:
     """A draft order of published products at their current prices, all in `currency`."""
     tenant_id = tenant_of(uow)
-    check_currency(currency)
-    wanted = _check_lines(lines)
-    found = {
-        row["sku"]: row
-        for row in (
-            await uow.session.execute(
-                select(products).where(
-                    products.c.tenant_id == tenant_id, products.c.sku.in_(list(wanted))
-                )
-            )
-        ).mappings()
-    }
-    unknown = [sku for sku in wanted if sku not in found]
-    if unknown:
-        raise NotFoundError(f"unknown SKU: {', '.join(unknown)}", extra={"skus": unknown})
-    total = Money.zero(currency)
     new_id = order_id or uuid4()
-    added: list[EventPayload] = []
-    for number, (sku, quantity) in enumerate(wanted.items(), start=1):
-        product = found[sku]
-        field = f"lines[{number - 1}]"
-        if product["status"] != ProductStatus.PUBLISHED:
-            raise ValidationError(
-                f"product {sku!r} is {product['status']}; only published products are sold",
-                fields={f"{field}.sku": ["product is not published"]},
-            )
-        price = Money(product["price"], product["currency"])
-        price.require_currency(currency, field=f"{field}.currency")
-        total += price.times(quantity)
-        added.append(
-            OrderLineAdded(
-                order_id=new_id,
-                line=number,
-                product_id=product["id"],
-                sku=sku,
-                quantity=quantity,
-                unit_price=price.amount,
-                currency=currency,
-            )
-        )
-    placed = OrderPlaced(
-        order_id=new_id, customer_id=customer_id, total=total.amount, currency=currency
-    )
-    start = Versioned(new_id, 0, EventSourcedOrder())
-    after = await record(uow, ORDER_EVENTS, start, [placed, *added], tenant_id=tenant_id)
-    row = (
-        (
-            await uow.session.execute(
-                insert(orders)
-                .values(
-                    id=new_id,
-                    tenant_id=tenant_id,
-                    version=after.version,
-                    **_row_values(after.state),
+    ids = {"tenant_id": str(tenant_id), "order_id": str(new_id)}
+    with tracer.start_as_current_span("orders.create", attributes=ids) as span:
+        check_currency(currency)
+        wanted = _check_lines(lines)
+        span.set_attribute("sku", list(wanted))
+        found = {
+            row["sku"]: row
+            for row in (
+                await uow.session.execute(
+                    select(products).where(
+                        products.c.tenant_id == tenant_id, products.c.sku.in_(list(wanted))
+                    )
                 )
-                .returning(*orders.c)
+            ).mappings()
+        }
+        unknown = [sku for sku in wanted if sku not in found]
+        if unknown:
+            raise NotFoundError(f"unknown SKU: {', '.join(unknown)}", extra={"skus": unknown})
+        total = Money.zero(currency)
+        added: list[EventPayload] = []
+        for number, (sku, quantity) in enumerate(wanted.items(), start=1):
+            product = found[sku]
+            field = f"lines[{number - 1}]"
+            if product["status"] != ProductStatus.PUBLISHED:
+                raise ValidationError(
+                    f"product {sku!r} is {product['status']}; only published products are sold",
+                    fields={f"{field}.sku": ["product is not published"]},
+                )
+            price = Money(product["price"], product["currency"])
+            price.require_currency(currency, field=f"{field}.currency")
+            total += price.times(quantity)
+            added.append(
+                OrderLineAdded(
+                    order_id=new_id,
+                    line=number,
+                    product_id=product["id"],
+                    sku=sku,
+                    quantity=quantity,
+                    unit_price=price.amount,
+                    currency=currency,
+                )
             )
+        placed = OrderPlaced(
+            order_id=new_id, customer_id=customer_id, total=total.amount, currency=currency
         )
-        .mappings()
-        .one()
-    )
-    await uow.session.execute(
-        insert(order_lines),
-        [
-            {**line.model_dump(), "order_id": new_id, "tenant_id": tenant_id}
-            for line in after.state.lines
-        ],
-    )
-    return OrderRecord.from_row(row, after.state.lines)
+        start = Versioned(new_id, 0, EventSourcedOrder())
+        after = await record(uow, ORDER_EVENTS, start, [placed, *added], tenant_id=tenant_id)
+        row = (
+            (
+                await uow.session.execute(
+                    insert(orders)
+                    .values(
+                        id=new_id,
+                        tenant_id=tenant_id,
+                        version=after.version,
+                        **_row_values(after.state),
+                    )
+                    .returning(*orders.c)
+                )
+            )
+            .mappings()
+            .one()
+        )
+        await uow.session.execute(
+            insert(order_lines),
+            [
+                {**line.model_dump(), "order_id": new_id, "tenant_id": tenant_id}
+                for line in after.state.lines
+            ],
+        )
+        return OrderRecord.from_row(row, after.state.lines)
 
 
 async def get_order(uow: UnitOfWork, order_id: UUID) -> OrderRecord:
     """The tenant's order with its lines; NotFoundError for an unknown or another tenant's."""
-    row = (
-        (await uow.session.execute(select(orders, _LINES).where(orders.c.id == order_id)))
-        .mappings()
-        .one_or_none()
-    )
-    if row is None:
-        raise NotFoundError(f"order {order_id} not found")
-    return OrderRecord.from_row(row, row["lines"])
+    with tracer.start_as_current_span("orders.get", attributes=_span_ids(uow, order_id)):
+        row = (
+            (await uow.session.execute(select(orders, _LINES).where(orders.c.id == order_id)))
+            .mappings()
+            .one_or_none()
+        )
+        if row is None:
+            raise NotFoundError(f"order {order_id} not found")
+        return OrderRecord.from_row(row, row["lines"])
 
 
 async def order_history(uow: UnitOfWork, order_id: UUID) -> Versioned[EventSourcedOrder]:
@@ -305,7 +312,7 @@ async def start_checkout(
             )
         return [OrderCheckoutStarted(order_id=order_id, saga_id=saga_id, payment_id=payment_id)]
 
-    return await _change(uow, order_id, decide, expected_version)
+    return await _change(uow, order_id, "start_checkout", decide, expected_version)
 
 
 async def mark_paid(
@@ -318,7 +325,7 @@ async def mark_paid(
             raise ConflictError(f"order {order_id} is not paid by payment {payment_id}")
         return order_paid(order_id, current, payment_id=payment_id, amount=amount)
 
-    return await _change(uow, order_id, decide, None)
+    return await _change(uow, order_id, "mark_paid", decide, None)
 
 
 async def _transition(
@@ -332,33 +339,40 @@ async def _transition(
     def decide(current: EventSourcedOrder) -> list[EventPayload]:
         return order_change(order_id, current, event, reason=reason)
 
-    return await _change(uow, order_id, decide, expected_version)
+    return await _change(uow, order_id, event.value, decide, expected_version)
 
 
 async def _change(
     uow: UnitOfWork,
     order_id: UUID,
+    operation: str,
     decide: Callable[[EventSourcedOrder], list[EventPayload]],
     expected_version: int | None,
 ) -> OrderRecord:
-    current = await get_order(uow, order_id)
-    check_expected("order", order_id, found=current.version, expected=expected_version)
-    after = await record(
-        uow,
-        ORDER_EVENTS,
-        current.versioned(),
-        decide(current.state()),
-        tenant_id=current.tenant_id,
-    )
-    row = await update_row(
-        uow,
-        orders,
-        order_id,
-        read_version=current.version,
-        new_version=after.version,
-        values=_row_values(after.state),
-    )
-    return OrderRecord.from_row(row, after.state.lines)
+    with tracer.start_as_current_span(f"orders.{operation}", attributes=_span_ids(uow, order_id)):
+        current = await get_order(uow, order_id)
+        check_expected("order", order_id, found=current.version, expected=expected_version)
+        after = await record(
+            uow,
+            ORDER_EVENTS,
+            current.versioned(),
+            decide(current.state()),
+            tenant_id=current.tenant_id,
+        )
+        row = await update_row(
+            uow,
+            orders,
+            order_id,
+            read_version=current.version,
+            new_version=after.version,
+            values=_row_values(after.state),
+        )
+        return OrderRecord.from_row(row, after.state.lines)
+
+
+def _span_ids(uow: UnitOfWork, order_id: UUID) -> dict[str, str]:
+    """What an order span is searched by (review P2.1: tenant and order)."""
+    return {"tenant_id": str(uow.tenant_id), "order_id": str(order_id)}
 
 
 def _check_lines(lines: Sequence[OrderLineRequest]) -> dict[str, int]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from uuid import UUID
 
+from opentelemetry import trace
 from sqlalchemy import RowMapping, insert, select
 
 from rustok_ref.commerce.aggregates import EventSourcedPayment, apply_payment
@@ -38,6 +39,8 @@ PAYMENT_AGGREGATE: Final = AggregateSpec(
     state_type=EventSourcedPayment,
 )
 PAYMENT_EVENTS: Final = EventStore(PAYMENT_AGGREGATE)
+
+tracer = trace.get_tracer(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,11 @@ def _row_values(state: EventSourcedPayment) -> dict[str, Any]:
     return state.model_dump(exclude={"order_id"})
 
 
+def _span_ids(uow: UnitOfWork, payment_id: UUID) -> dict[str, str]:
+    """What a payment span is searched by (review P2.1: tenant and payment)."""
+    return {"tenant_id": str(uow.tenant_id), "payment_id": str(payment_id)}
+
+
 async def find_payment(uow: UnitOfWork, payment_id: UUID) -> PaymentRecord | None:
     row = (
         (await uow.session.execute(select(payments).where(payments.c.id == payment_id)))
@@ -108,63 +116,70 @@ async def record_authorisation(
     uow: UnitOfWork, payment_id: UUID, *, order_id: UUID, amount: Money, authorisation_id: str
 ) -> PaymentRecord:
     """A new authorised payment; the one recorded already when it exists."""
-    existing = await find_payment(uow, payment_id)
-    if existing is not None:
-        return existing
-    tenant_id = tenant_of(uow)
-    authorised = PaymentAuthorised(
-        payment_id=payment_id,
-        order_id=order_id,
-        amount=amount.amount,
-        currency=amount.currency,
-        authorisation_id=authorisation_id,
-    )
-    start = Versioned(payment_id, 0, EventSourcedPayment())
-    after = await record(uow, PAYMENT_EVENTS, start, [authorised], tenant_id=tenant_id)
-    row = (
-        (
-            await uow.session.execute(
-                insert(payments)
-                .values(
-                    id=payment_id,
-                    tenant_id=tenant_id,
-                    order_id=order_id,
-                    version=after.version,
-                    **_row_values(after.state),
-                )
-                .returning(*payments.c)
-            )
+    with tracer.start_as_current_span(
+        "payments.authorise", attributes={**_span_ids(uow, payment_id), "order_id": str(order_id)}
+    ):
+        existing = await find_payment(uow, payment_id)
+        if existing is not None:
+            return existing
+        tenant_id = tenant_of(uow)
+        authorised = PaymentAuthorised(
+            payment_id=payment_id,
+            order_id=order_id,
+            amount=amount.amount,
+            currency=amount.currency,
+            authorisation_id=authorisation_id,
         )
-        .mappings()
-        .one()
-    )
-    return PaymentRecord.from_row(row)
+        start = Versioned(payment_id, 0, EventSourcedPayment())
+        after = await record(uow, PAYMENT_EVENTS, start, [authorised], tenant_id=tenant_id)
+        row = (
+            (
+                await uow.session.execute(
+                    insert(payments)
+                    .values(
+                        id=payment_id,
+                        tenant_id=tenant_id,
+                        order_id=order_id,
+                        version=after.version,
+                        **_row_values(after.state),
+                    )
+                    .returning(*payments.c)
+                )
+            )
+            .mappings()
+            .one()
+        )
+        return PaymentRecord.from_row(row)
 
 
 async def record_capture(uow: UnitOfWork, payment_id: UUID, *, capture_id: str) -> bool:
     """Authorised -> captured; False when it is captured already (InvalidTransitionError
     from any other state)."""
-    current = await get_payment(uow, payment_id)
-    if current.status is PaymentStatus.CAPTURED:
-        return False
-    captured = PaymentCaptured(
-        payment_id=payment_id,
-        order_id=current.order_id,
-        amount=current.amount.amount,
-        currency=current.amount.currency,
-        capture_id=capture_id,
-    )
-    await _change(uow, current, [captured])
-    return True
+    with tracer.start_as_current_span("payments.capture", attributes=_span_ids(uow, payment_id)):
+        current = await get_payment(uow, payment_id)
+        if current.status is PaymentStatus.CAPTURED:
+            return False
+        captured = PaymentCaptured(
+            payment_id=payment_id,
+            order_id=current.order_id,
+            amount=current.amount.amount,
+            currency=current.amount.currency,
+            capture_id=capture_id,
+        )
+        await _change(uow, current, [captured])
+        return True
 
 
 async def record_void(uow: UnitOfWork, payment_id: UUID) -> bool:
     """Authorised -> voided; False for a payment not recorded or no longer authorised."""
-    current = await find_payment(uow, payment_id)
-    if current is None or current.status is not PaymentStatus.AUTHORISED:
-        return False
-    await _change(uow, current, [PaymentVoided(payment_id=payment_id, order_id=current.order_id)])
-    return True
+    with tracer.start_as_current_span("payments.void", attributes=_span_ids(uow, payment_id)):
+        current = await find_payment(uow, payment_id)
+        if current is None or current.status is not PaymentStatus.AUTHORISED:
+            return False
+        await _change(
+            uow, current, [PaymentVoided(payment_id=payment_id, order_id=current.order_id)]
+        )
+        return True
 
 
 async def record_refund(
@@ -173,24 +188,25 @@ async def record_refund(
     """Captured -> refunded. A refund of a capture our books never recorded (the capture
     landed, then its recording failed) records the capture first. False when the payment
     is not recorded or refunded already."""
-    current = await find_payment(uow, payment_id)
-    if current is None or current.status is PaymentStatus.REFUNDED:
-        return False
-    money = {"amount": current.amount.amount, "currency": current.amount.currency}
-    events: list[EventPayload] = []
-    if current.status is PaymentStatus.AUTHORISED:
+    with tracer.start_as_current_span("payments.refund", attributes=_span_ids(uow, payment_id)):
+        current = await find_payment(uow, payment_id)
+        if current is None or current.status is PaymentStatus.REFUNDED:
+            return False
+        money = {"amount": current.amount.amount, "currency": current.amount.currency}
+        events: list[EventPayload] = []
+        if current.status is PaymentStatus.AUTHORISED:
+            events.append(
+                PaymentCaptured(
+                    payment_id=payment_id, order_id=current.order_id, capture_id=capture_id, **money
+                )
+            )
         events.append(
-            PaymentCaptured(
-                payment_id=payment_id, order_id=current.order_id, capture_id=capture_id, **money
+            PaymentRefunded(
+                payment_id=payment_id, order_id=current.order_id, refund_id=refund_id, **money
             )
         )
-    events.append(
-        PaymentRefunded(
-            payment_id=payment_id, order_id=current.order_id, refund_id=refund_id, **money
-        )
-    )
-    await _change(uow, current, events)
-    return True
+        await _change(uow, current, events)
+        return True
 
 
 async def _change(uow: UnitOfWork, current: PaymentRecord, events: list[EventPayload]) -> None:

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Final
 from uuid import UUID, uuid4
 
+from opentelemetry import trace
 from sqlalchemy import RowMapping, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -38,6 +39,13 @@ from rustok_ref.storage.unit_of_work import UnitOfWork
 MAX_SKU_BYTES: Final = 64
 MAX_TITLE_BYTES: Final = 255
 _VISIBLE: Final = re.compile(r"\S")
+
+tracer = trace.get_tracer(__name__)
+
+
+def _span_ids(uow: UnitOfWork, product_id: UUID) -> dict[str, str]:
+    """What a product span is searched by (review P2.1: tenant and product)."""
+    return {"tenant_id": str(uow.tenant_id), "product_id": str(product_id)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,46 +113,53 @@ async def create_product(
 ) -> ProductRecord:
     """A new draft product; ConflictError when the tenant already has the SKU."""
     tenant_id = tenant_of(uow)
-    values: dict[str, Any] = {
-        "id": product_id or uuid4(),
-        "tenant_id": tenant_id,
-        "sku": check_text(sku, field="sku", max_bytes=MAX_SKU_BYTES),
-        "title": check_text(title, field="title", max_bytes=MAX_TITLE_BYTES),
-        "price": _check_price(price).amount,
-        "currency": price.currency,
-        "stock": check_stock(stock),
-        "status": PRODUCT_TABLE.initial.value,
-        "version": 1,
-    }
-    row = (
-        (
-            await uow.session.execute(
-                pg_insert(products)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["tenant_id", "sku"])
-                .returning(*products.c)
+    new_id = product_id or uuid4()
+    ids = {"tenant_id": str(tenant_id), "product_id": str(new_id), "sku": sku}
+    with tracer.start_as_current_span("products.create", attributes=ids):
+        values: dict[str, Any] = {
+            "id": new_id,
+            "tenant_id": tenant_id,
+            "sku": check_text(sku, field="sku", max_bytes=MAX_SKU_BYTES),
+            "title": check_text(title, field="title", max_bytes=MAX_TITLE_BYTES),
+            "price": _check_price(price).amount,
+            "currency": price.currency,
+            "stock": check_stock(stock),
+            "status": PRODUCT_TABLE.initial.value,
+            "version": 1,
+        }
+        row = (
+            (
+                await uow.session.execute(
+                    pg_insert(products)
+                    .values(**values)
+                    .on_conflict_do_nothing(index_elements=["tenant_id", "sku"])
+                    .returning(*products.c)
+                )
             )
+            .mappings()
+            .one_or_none()
         )
-        .mappings()
-        .one_or_none()
-    )
-    if row is None:
-        raise ConflictError(f"SKU {sku!r} already exists", extra={"sku": sku})
-    created = ProductRecord.from_row(row)
-    await publish(uow, tenant_id, [ProductCreated(product_id=created.id)], aggregate_version=1)
-    return created
+        if row is None:
+            raise ConflictError(f"SKU {sku!r} already exists", extra={"sku": sku})
+        created = ProductRecord.from_row(row)
+        await publish(uow, tenant_id, [ProductCreated(product_id=created.id)], aggregate_version=1)
+        return created
 
 
 async def get_product(uow: UnitOfWork, product_id: UUID) -> ProductRecord:
     """The tenant's product; NotFoundError for an unknown one or another tenant's."""
-    row = (
-        (await uow.session.execute(select(products).where(products.c.id == product_id)))
-        .mappings()
-        .one_or_none()
-    )
-    if row is None:
-        raise NotFoundError(f"product {product_id} not found")
-    return ProductRecord.from_row(row)
+    with tracer.start_as_current_span(
+        "products.get", attributes=_span_ids(uow, product_id)
+    ) as span:
+        row = (
+            (await uow.session.execute(select(products).where(products.c.id == product_id)))
+            .mappings()
+            .one_or_none()
+        )
+        if row is None:
+            raise NotFoundError(f"product {product_id} not found")
+        span.set_attribute("sku", row["sku"])
+        return ProductRecord.from_row(row)
 
 
 async def update_product(
@@ -157,17 +172,18 @@ async def update_product(
     expected_version: int | None = None,
 ) -> ProductRecord:
     """Change the title, the price or the stock level (set, not added to)."""
-    values: dict[str, Any] = {}
-    if title is not None:
-        values["title"] = check_text(title, field="title", max_bytes=MAX_TITLE_BYTES)
-    if price is not None:
-        values |= {"price": _check_price(price).amount, "currency": price.currency}
-    if stock is not None:
-        values["stock"] = check_stock(stock)
-    if not values:
-        raise ValidationError("nothing to change", fields={"product": ["no field given"]})
-    current = await get_product(uow, product_id)
-    return await _change(uow, current, values, ProductUpdated, expected_version)
+    with tracer.start_as_current_span("products.update", attributes=_span_ids(uow, product_id)):
+        values: dict[str, Any] = {}
+        if title is not None:
+            values["title"] = check_text(title, field="title", max_bytes=MAX_TITLE_BYTES)
+        if price is not None:
+            values |= {"price": _check_price(price).amount, "currency": price.currency}
+        if stock is not None:
+            values["stock"] = check_stock(stock)
+        if not values:
+            raise ValidationError("nothing to change", fields={"product": ["no field given"]})
+        current = await get_product(uow, product_id)
+        return await _change(uow, current, values, ProductUpdated, expected_version)
 
 
 async def transition_product(
@@ -178,11 +194,14 @@ async def transition_product(
     expected_version: int | None = None,
 ) -> ProductRecord:
     """Publish, archive or restore; InvalidTransitionError where the table refuses."""
-    current = await get_product(uow, product_id)
-    check_expected("product", product_id, found=current.version, expected=expected_version)
-    status = PRODUCT_TABLE.next_status(current.status, event)
-    kind = ProductPublished if event is ProductEvent.PUBLISH else ProductUpdated
-    return await _change(uow, current, {"status": status.value}, kind, expected_version)
+    with tracer.start_as_current_span(
+        f"products.{event.value}", attributes=_span_ids(uow, product_id)
+    ):
+        current = await get_product(uow, product_id)
+        check_expected("product", product_id, found=current.version, expected=expected_version)
+        status = PRODUCT_TABLE.next_status(current.status, event)
+        kind = ProductPublished if event is ProductEvent.PUBLISH else ProductUpdated
+        return await _change(uow, current, {"status": status.value}, kind, expected_version)
 
 
 async def _change(
@@ -192,6 +211,7 @@ async def _change(
     kind: type[ProductUpdated] | type[ProductPublished],
     expected_version: int | None,
 ) -> ProductRecord:
+    trace.get_current_span().set_attribute("sku", current.sku)  # the update's or transition's
     check_expected("product", current.id, found=current.version, expected=expected_version)
     row = await update_row(uow, products, current.id, read_version=current.version, values=values)
     changed = ProductRecord.from_row(row)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from opentelemetry import trace
 from sqlalchemy import RowMapping, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -21,6 +22,8 @@ from rustok_ref.commerce.recording import publish, tenant_of, update_row
 from rustok_ref.errors import NotFoundError
 from rustok_ref.storage.tables import shipments
 from rustok_ref.storage.unit_of_work import UnitOfWork
+
+tracer = trace.get_tracer(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,11 @@ class ShipmentRecord:
         )
 
 
+def _span_ids(uow: UnitOfWork, order_id: UUID) -> dict[str, str]:
+    """What a shipment span is searched by (review P2.1: tenant and order)."""
+    return {"tenant_id": str(uow.tenant_id), "order_id": str(order_id)}
+
+
 async def find_shipment(uow: UnitOfWork, order_id: UUID) -> ShipmentRecord | None:
     """The order's shipment, if the checkout booked one."""
     row = (
@@ -62,50 +70,55 @@ async def record_booking(
     uow: UnitOfWork, shipment_id: UUID, *, order_id: UUID, booking: Booking
 ) -> bool:
     """A scheduled shipment for the carrier's booking; False when it is recorded already."""
-    tenant_id = tenant_of(uow)
-    inserted = await uow.session.execute(
-        pg_insert(shipments)
-        .values(
-            id=shipment_id,
-            tenant_id=tenant_id,
+    with tracer.start_as_current_span(
+        "shipments.book", attributes={**_span_ids(uow, order_id), "shipment_id": str(shipment_id)}
+    ):
+        tenant_id = tenant_of(uow)
+        inserted = await uow.session.execute(
+            pg_insert(shipments)
+            .values(
+                id=shipment_id,
+                tenant_id=tenant_id,
+                order_id=order_id,
+                status=SHIPMENT_TABLE.initial.value,
+                booking_id=booking.id,
+                carrier=booking.carrier,
+                tracking_number=booking.tracking_number,
+                version=1,
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(shipments.c.id)
+        )
+        if inserted.first() is None:
+            return False
+        scheduled = ShipmentScheduled(
+            shipment_id=shipment_id,
             order_id=order_id,
-            status=SHIPMENT_TABLE.initial.value,
             booking_id=booking.id,
             carrier=booking.carrier,
             tracking_number=booking.tracking_number,
-            version=1,
         )
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(shipments.c.id)
-    )
-    if inserted.first() is None:
-        return False
-    scheduled = ShipmentScheduled(
-        shipment_id=shipment_id,
-        order_id=order_id,
-        booking_id=booking.id,
-        carrier=booking.carrier,
-        tracking_number=booking.tracking_number,
-    )
-    await publish(uow, tenant_id, [scheduled], aggregate_version=1)
-    return True
+        await publish(uow, tenant_id, [scheduled], aggregate_version=1)
+        return True
 
 
 async def record_cancellation(uow: UnitOfWork, order_id: UUID) -> bool:
     """Scheduled -> cancelled; False when there is no shipment or it is not scheduled."""
-    current = await find_shipment(uow, order_id)
-    if current is None or current.status is not ShipmentStatus.SCHEDULED:
-        return False
-    await _transition(uow, current, ShipmentEvent.CANCEL)
-    return True
+    with tracer.start_as_current_span("shipments.cancel", attributes=_span_ids(uow, order_id)):
+        current = await find_shipment(uow, order_id)
+        if current is None or current.status is not ShipmentStatus.SCHEDULED:
+            return False
+        await _transition(uow, current, ShipmentEvent.CANCEL)
+        return True
 
 
 async def ship(uow: UnitOfWork, order_id: UUID) -> ShipmentRecord:
     """Scheduled -> shipped (with its order); NotFoundError when the order has none."""
-    current = await find_shipment(uow, order_id)
-    if current is None:
-        raise NotFoundError(f"order {order_id} has no shipment")
-    return await _transition(uow, current, ShipmentEvent.SHIP)
+    with tracer.start_as_current_span("shipments.ship", attributes=_span_ids(uow, order_id)):
+        current = await find_shipment(uow, order_id)
+        if current is None:
+            raise NotFoundError(f"order {order_id} has no shipment")
+        return await _transition(uow, current, ShipmentEvent.SHIP)
 
 
 async def _transition(

@@ -47,6 +47,8 @@ from functools import partial
 from typing import Any, Final
 
 import redis.asyncio as aioredis
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import delete, func, literal, select, tuple_
@@ -70,8 +72,10 @@ from rustok_ref.events.relay import stream_fields, stream_name
 from rustok_ref.storage.roles import DbRole
 from rustok_ref.storage.tables import processed_events
 from rustok_ref.storage.unit_of_work import UnitOfWork
+from rustok_ref.telemetry import use_correlation_id
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 EventHandler = Callable[[UnitOfWork, EventEnvelope], Awaitable[None]]
 """Applies one event inside the consumer's unit of work (which commits it)."""
@@ -365,8 +369,30 @@ class StreamConsumer:
     # -- handling ----------------------------------------------------------------------------
 
     async def _handle(self, delivery: Delivery) -> None:
-        """The handler and the idempotency row in one transaction; a duplicate rolls back."""
+        """The handler and the idempotency row in one transaction; a duplicate rolls back.
+        It runs in a span whose parent is the span that wrote the event, under the event's
+        correlation id, so what the handler causes stays in the producer's trace."""
         envelope = delivery.envelope
+        attributes = {
+            "tenant_id": str(envelope.tenant_id),
+            "event_id": str(envelope.id),
+            "event_type": envelope.event_type,
+            "aggregate_id": str(envelope.aggregate_id),
+            "correlation_id": envelope.correlation_id,
+            "messaging.consumer.group.name": self.group,
+        }
+        with (
+            use_correlation_id(envelope.correlation_id),
+            tracer.start_as_current_span(
+                f"consume {envelope.event_type}",
+                context=envelope.trace_context(),
+                kind=SpanKind.CONSUMER,
+                attributes=attributes,
+            ),
+        ):
+            await self._handle_once(envelope)
+
+    async def _handle_once(self, envelope: EventEnvelope) -> None:
         try:
             async with UnitOfWork(self._sessions, tenant_id=None, role=DbRole.WORKER) as uow:
                 await self._handler(uow, envelope)

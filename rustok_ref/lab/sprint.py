@@ -20,6 +20,9 @@ from rustok_ref.lab import codemetrics
 from rustok_ref.lab.codemetrics import RepoMetrics
 
 TEST_KINDS = ("unit", "property", "integration", "snapshots", "benchmarks")
+TYPESTATE_DIR = "tests/typestate"
+# a line of a type-state call file that mypy must reject carries `# E: <error code>`
+_TYPESTATE_CHECK = re.compile(r"#\s*E:\s*\S")
 # radon's ranks in the review's words (its table says Medium -> Low-Medium -> Low)
 RANK_WORDS = {"A": "Low", "B": "Low-Medium", "C": "Medium", "D": "High", "E": "Very high"}
 NEEDS_RUSTOK = "needs a RusToK checkout at ae9fd91 (the notebook's rustok_path parameter)"
@@ -118,6 +121,78 @@ def count_tests_by_kind(repo: Path, rev: str | None = None) -> dict[str, int]:
         python = measured.languages.get("python")
         counts[kind] = sum(python.tests.values()) if python else 0
     return counts
+
+
+def count_typestate_checks(repo: Path, rev: str | None = None) -> int:
+    """Illegal calls the type-state tests make mypy reject (`# E:` lines under
+    tests/typestate): compile-time tests with no `def test_`, so `count_tests_by_kind`
+    cannot see them."""
+    if rev is None:
+        folder = repo / TYPESTATE_DIR
+        texts = (
+            [path.read_text() for path in sorted(folder.rglob("*.py"))] if folder.is_dir() else []
+        )
+        return sum(len(_TYPESTATE_CHECK.findall(text)) for text in texts)
+    found = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(repo),
+            "grep",
+            "-c",
+            "-E",
+            _TYPESTATE_CHECK.pattern,
+            rev,
+            "--",
+            TYPESTATE_DIR,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode not in (0, 1):  # 1: no match
+        raise codemetrics.MetricsError(f"git grep at {rev} failed: {found.stderr.strip()}")
+    return sum(int(line.rsplit(":", 1)[1]) for line in found.stdout.splitlines())
+
+
+@dataclass(frozen=True)
+class HotSpot:
+    """One function or method and its cyclomatic complexity."""
+
+    path: str
+    name: str
+    line: int
+    complexity: int
+
+    @property
+    def rank(self) -> str:
+        return complexity_rank(self.complexity)
+
+
+def complexity_hot_spots(repo: Path, package: str = "rustok_ref", top: int = 15) -> list[HotSpot]:
+    """The `top` most complex functions and methods of the product code in the work tree
+    (the `lab/` harness left out, as in `product_complexity`), most complex first: where
+    an average hides the blocks a reviewer should read first."""
+    from radon.complexity import cc_visit
+    from radon.visitors import Function
+
+    spots = []
+    root = repo / package
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(repo).as_posix()
+        if relative.startswith(f"{package}/lab/"):
+            continue
+        try:
+            blocks = cc_visit(path.read_text())
+        except (SyntaxError, ValueError):
+            continue
+        spots += [
+            HotSpot(relative, block.fullname, block.lineno, int(block.complexity))
+            for block in blocks
+            if isinstance(block, Function)
+        ]
+    spots.sort(key=lambda spot: (-spot.complexity, spot.path, spot.line))
+    return spots[:top]
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from datetime import timedelta
 from typing import Any, Final
 from uuid import UUID, uuid4
 
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -68,6 +69,7 @@ from rustok_ref.saga.log import (
 from rustok_ref.storage.unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 DEFAULT_RECOVERY_BATCH: Final = 100
@@ -149,15 +151,17 @@ class SagaOrchestrator:
     async def run(self, instance: SagaInstance) -> SagaInstance:
         """Drive a saga from where `instance` (as `begin` returned it) stands to its end.
         `ConflictError` if another runner moved it meanwhile."""
-        definition = self._definitions[instance.saga_type]
-        data = definition.parse(instance.data)
-        while not instance.state.finished:
-            step = definition.steps[instance.step_index]
-            if instance.state is SagaState.RUNNING:
-                instance, data = await self._execute(definition, step, instance, data)
-            else:
-                instance, data = await self._compensate(definition, step, instance, data)
-        return instance
+        ids = {"tenant_id": str(instance.tenant_id), "saga_id": str(instance.id)}
+        with tracer.start_as_current_span(f"saga.run {instance.saga_type}", attributes=ids):
+            definition = self._definitions[instance.saga_type]
+            data = definition.parse(instance.data)
+            while not instance.state.finished:
+                step = definition.steps[instance.step_index]
+                if instance.state is SagaState.RUNNING:
+                    instance, data = await self._execute(definition, step, instance, data)
+                else:
+                    instance, data = await self._compensate(definition, step, instance, data)
+            return instance
 
     async def retry(self, saga_id: UUID, *, tenant_id: UUID) -> SagaInstance:
         """Resume compensating a parked (`failed`) saga; `InvalidTransitionError` for a saga
@@ -280,8 +284,16 @@ class SagaOrchestrator:
             context = StepContext(
                 instance.id, definition.name, instance.tenant_id, step.name, action, attempts
             )
+            attributes: dict[str, str | int] = {
+                "tenant_id": str(instance.tenant_id),
+                "saga_id": str(instance.id),
+                "saga.attempt": attempts,
+            }
             try:
-                return await function(context, data)
+                with tracer.start_as_current_span(
+                    f"saga.{action} {step.name}", attributes=attributes
+                ):
+                    return await function(context, data)
             except Exception as exc:
                 logger.warning(
                     "saga %s: %s of %s failed (attempt %d): %s",

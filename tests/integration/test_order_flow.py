@@ -123,7 +123,8 @@ async def test_the_whole_order_flow_reaches_the_outbox_and_the_read_views(
         async def shown() -> bool:
             row = await _row(sessions, tenant, view_of_order)
             stock = await _row(sessions, tenant, view_of_product)
-            return bool(row and row["status"] == "paid" and stock and stock["stock"] == 3)
+            paid = row and row["status"] == "paid" and row["payment_id"] is not None
+            return bool(paid and stock and stock["stock"] == 3)
 
         await wait_until(shown, what="the paid order and the product's stock in the views")
         row = await _row(sessions, tenant, view_of_order)
