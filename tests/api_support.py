@@ -16,9 +16,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -27,7 +28,19 @@ from rustok_ref.bootstrap import services, wire
 from rustok_ref.config import Settings
 from rustok_ref.features.model import Feature
 
+T = TypeVar("T")
+
 STARTUP_TIMEOUT_S = 60.0
+LIVENESS_S = 30.0  # bound for the relay and the read views, a background checkout, a flag
+
+
+def eventually(probe: Callable[[], T], what: str) -> T:
+    """`probe()` once it is truthy, polled up to the liveness bound."""
+    deadline = time.monotonic() + LIVENESS_S
+    while not (value := probe()):
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.1)
+    return value
 
 
 def free_port() -> int:

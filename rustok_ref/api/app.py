@@ -29,6 +29,7 @@ from rustok_ref.api.problems import install_problem_handlers
 from rustok_ref.api.ratelimit import RateLimiter
 from rustok_ref.api.refresh import refresh_metrics
 from rustok_ref.api.routes import ROUTERS
+from rustok_ref.api.schemas import document_problems
 from rustok_ref.bootstrap import run_workers, services, wire
 from rustok_ref.config import Settings
 from rustok_ref.saga import SagaOrchestrator
@@ -131,6 +132,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    document_problems(app)
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(graphql.router)

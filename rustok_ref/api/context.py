@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from opentelemetry import trace
+from starlette.requests import HTTPConnection
 
 from rustok_ref.api.auth import ApiKeys, Permission, Principal
 from rustok_ref.api.metrics import ApiMetrics
@@ -77,8 +78,9 @@ class RequestContext:
             )
 
 
-def api_state(request: Request) -> ApiState:
-    state: ApiState = request.app.state.api
+def api_state(connection: HTTPConnection) -> ApiState:
+    """The application's state, from a request or a WebSocket."""
+    state: ApiState = connection.app.state.api
     return state
 
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Final, Generic, Self, TypeVar
 from uuid import UUID
 
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from sqlalchemy import RowMapping
 
@@ -41,6 +42,7 @@ __all__ = [
     "ProductSummary",
     "Tenant",
     "TenantPatch",
+    "document_problems",
 ]
 
 T = TypeVar("T")
@@ -69,11 +71,28 @@ class Problem(BaseModel):
     )
 
 
+_PROBLEM_REF: Final = {"$ref": "#/components/schemas/Problem"}
+
+
 def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {PROBLEM_JSON: {"schema": Problem.model_json_schema()}},
-    }
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": _PROBLEM_REF}}}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Put `Problem` in the OpenAPI components once, for the routes' `$ref`s to it (FastAPI
+    adds only models a route returns, and inlining it would copy it into every answer)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Problem"] = Problem.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 PROBLEM_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {

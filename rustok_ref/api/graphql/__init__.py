@@ -1,7 +1,32 @@
-"""GraphQL at /graphql (being built)."""
+"""GraphQL at /graphql: POST for queries and mutations, a WebSocket (graphql-transport-ws)
+for the subscriptions. The schema is in `schema`; who calls is resolved as for REST
+(`context`)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from strawberry.fastapi import GraphQLRouter
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from rustok_ref.api.graphql.context import GraphQLContext, connect_websocket, graphql_context
+from rustok_ref.api.graphql.schema import schema
+from rustok_ref.api.schemas import PROBLEM_RESPONSES
 
 __all__ = ["router"]
+
+
+class _Router(GraphQLRouter[GraphQLContext, None]):
+    async def on_ws_connect(self, context: GraphQLContext) -> None:
+        await connect_websocket(context)
+
+
+router = _Router(
+    schema,
+    path="/graphql",
+    graphql_ide=None,
+    allow_queries_via_get=False,
+    context_getter=graphql_context,
+    subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+    tags=["graphql"],
+    # refusals of the caller come before GraphQL and are problems, as in REST
+    responses={status: PROBLEM_RESPONSES[status] for status in (400, 401, 403, 404, 429, 503)},
+)

@@ -3,14 +3,13 @@ their refusals, paying synchronously and in the background, and the read index's
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from api_support import ApiServer, TenantKeys, make_tenant, run_server
+from api_support import LIVENESS_S, ApiServer, TenantKeys, eventually, make_tenant, run_server
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,7 +19,6 @@ from rustok_ref.storage import UnitOfWork
 from rustok_ref.storage.tables import outbox
 
 PROBLEM = "application/problem+json"
-LIVENESS_S = 30.0  # bound for the relay + views and for a background checkout
 
 
 def problem(answer: httpx.Response, status: int) -> dict[str, Any]:
@@ -28,15 +26,6 @@ def problem(answer: httpx.Response, status: int) -> dict[str, Any]:
     assert answer.headers["content-type"] == PROBLEM
     body: dict[str, Any] = answer.json()
     return body
-
-
-def eventually(probe: Any, what: str) -> Any:
-    """`probe()` once it is truthy, polled up to the liveness bound."""
-    deadline = time.monotonic() + LIVENESS_S
-    while not (value := probe()):
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.1)
-    return value
 
 
 def product(staff: httpx.Client, *, publish: bool = True, amount: int = 1250) -> str:
