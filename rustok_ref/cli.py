@@ -460,6 +460,117 @@ def apikey_create(
     typer.echo(token)
 
 
+@app.command("seed")
+def seed_database(
+    tenants: Annotated[int, typer.Option(min=1, help="Tenants to create.")],
+    products: Annotated[
+        int, typer.Option(min=1, help="Products in all, split over tenants by a Zipf law.")
+    ],
+    orders: Annotated[int, typer.Option(min=0, help="Submitted orders in all (same split).")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Makes slugs, prices and orders repeatable.")
+    ] = 0,
+    prefix: Annotated[str, typer.Option(help="Slugs read <prefix>-<seed>-<rank>.")] = "seed",
+    keys_file: Annotated[
+        str | None, typer.Option("--keys-file", help="Also write the JSON to this file.")
+    ] = None,
+) -> None:
+    """Create skewed tenants with commerce on, published products, orders and a key per
+    role; print as JSON what load scenarios need (slug, weight, keys, product ids).
+
+    Exit 1, before writing anything, when a slug is taken or the sizes do not fit.
+    """
+    import asyncio
+    import json
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.progress import Progress
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from rustok_ref.bootstrap import services, wire
+    from rustok_ref.config import Settings
+    from rustok_ref.errors import RustokError
+    from rustok_ref.lab.seed import SeededTenant, SeedError, SeedPlan, run_seed
+
+    plan = SeedPlan(tenants=tenants, products=products, orders=orders, seed=seed, prefix=prefix)
+
+    async def run() -> list[SeededTenant]:
+        with Progress(console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task("seeding", total=products + orders)
+            async with wire(Settings()) as container, services(container) as built:
+                return await run_seed(
+                    built, plan, advance=lambda done: progress.advance(task, done)
+                )
+
+    try:
+        seeded = asyncio.run(run())
+    except (SeedError, ValueError, OSError, SQLAlchemyError, RustokError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    text = json.dumps([shop.to_json() for shop in seeded], indent=2)
+    if keys_file is not None:
+        Path(keys_file).write_text(text + "\n")
+    typer.echo(text)
+    typer.echo(f"seeded {len(seeded)} tenants, {products} products, {orders} orders", err=True)
+
+
+@app.command("load")
+def load(
+    scenario: Annotated[
+        str, typer.Argument(help="A scenario file, e.g. scenarios/redis_outage.yaml")
+    ],
+    profile: Annotated[str, typer.Option(help="smoke (under a minute) or full.")] = "smoke",
+    target_url: Annotated[
+        str | None,
+        typer.Option(help="Load a running API instead: no provisioning, seeding or server."),
+    ] = None,
+    keys_file: Annotated[
+        str | None, typer.Option(help="With --target-url: the keys `rustok-ref seed` wrote.")
+    ] = None,
+    locust_workers: Annotated[
+        int, typer.Option(min=0, help="Locust workers beside a master (0: one local process).")
+    ] = 0,
+    api_workers: Annotated[int, typer.Option(min=1, help="uvicorn workers of the API.")] = 1,
+    backend: Annotated[str, typer.Option(help="auto, external, containers or embedded.")] = "auto",
+    reports_dir: Annotated[str, typer.Option(help="Where reports/<run-id>/load/ goes.")] = "",
+    compare: Annotated[
+        str | None, typer.Option(help="A earlier run id to put beside this one in the report.")
+    ] = None,
+    render: Annotated[bool, typer.Option(help="Render the report notebook.")] = True,
+) -> None:
+    """Run a load scenario against a fresh stack and write reports/<run-id>/load/.
+
+    Exit 0 when every threshold held, 2 when one failed or the steady state deviated, 1 when
+    the run aborted (invalid scenario, a process died, Ctrl-C).
+    """
+    from pathlib import Path
+
+    from rustok_ref.lab.load import EXIT_ABORTED, LoadAbortError, LoadOptions, run_load
+    from rustok_ref.lab.notebook import NotebookParameterError, check_profile
+    from rustok_ref.lab.paths import REPO_ROOT
+    from rustok_ref.lab.scenario import ScenarioError
+
+    try:
+        options = LoadOptions(
+            scenario=Path(scenario),
+            profile=check_profile(profile),
+            target_url=target_url,
+            keys_file=Path(keys_file) if keys_file else None,
+            locust_workers=locust_workers,
+            api_workers=api_workers,
+            backend=backend,
+            reports_dir=Path(reports_dir) if reports_dir else REPO_ROOT / "reports",
+            compare=compare,
+            render=render,
+        )
+        code = run_load(options, echo=lambda line: typer.echo(line, err=True))
+    except (NotebookParameterError, ScenarioError, LoadAbortError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_ABORTED) from exc
+    raise typer.Exit(code)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
