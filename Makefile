@@ -42,8 +42,11 @@ test: lint
 test-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/pytest tests --ignore=tests/benchmarks $(PYTEST_COMMON) --timeout=900
 
+## bench: the benchmarks, then the performance report of their run (rendered even when a
+## benchmark failed: its row shows why), reports/bench/<run-id>/performance.html
 bench: $(STAMP)
-	$(BIN)/pytest tests/benchmarks $(PYTEST_COMMON) --timeout=1800
+	$(BIN)/pytest tests/benchmarks $(PYTEST_COMMON) -p no:randomly --timeout=1800; status=$$?; \
+	$(BIN)/python -m rustok_ref.lab.perfnotebook render reports/bench && exit $$status
 
 load: $(STAMP)
 	$(BIN)/rustok-ref load $(or $(SCENARIO),scenarios/steady_browse.yaml) --profile $(PROFILE)

@@ -2,14 +2,18 @@
 
 `paired` times a subject and its baseline interleaved in the same rounds (alternating which
 goes first) and reports the ratio of medians, the only figure this noisy shared machine can
-support. Async benchmarks time N iterations inside the one running loop. Under
+support: on CPU time when both sides only compute, else on the wall (`lab.stopwatch` says
+why). Async benchmarks time N iterations inside the one running loop. Under
 `--benchmark-disable` (as in `make test`) each callable runs once, so benchmarks cannot rot.
-Results go to `reports/bench/<run-id>.json` (schema: `rustok_ref.lab.benchrecord`).
+Results go to `reports/bench/<run-id>.json` (schema: `rustok_ref.lab.benchrecord`): each
+paired result judged by its row of `benchrecord.TARGETS` (the one place targets are written),
+the scale curves and memory points recorded through `bench_record`, and each benchmark that
+was skipped or failed, with its reason, so the report shows a missing row as missing.
 """
 
 from __future__ import annotations
 
-import time
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,12 +21,25 @@ from typing import Any
 
 import pytest
 
-from rustok_ref.lab.benchrecord import BenchResult, BenchRun, Target, compare
+from rustok_ref.lab.benchrecord import (
+    BenchResult,
+    BenchRun,
+    MemoryPoint,
+    NotMeasured,
+    ScaleCurve,
+    Target,
+    compare,
+    target_row_for,
+)
 from rustok_ref.lab.provenance import collect_provenance
 from rustok_ref.lab.roundtrips import RoundTrips
+from rustok_ref.lab.stopwatch import Stopwatch, common_clock
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports" / "bench"
 _RESULTS: list[BenchResult] = []
+_CURVES: list[ScaleCurve] = []
+_MEMORY: list[MemoryPoint] = []
+_NOT_MEASURED: list[NotMeasured] = []
 
 
 class Paired:
@@ -44,17 +61,16 @@ class Paired:
         if not self.enabled:
             subject(), baseline()
             return None
-        samples: tuple[list[float], list[float]] = ([], [])
+        watches = Stopwatch(), Stopwatch()
         pair = (subject, baseline)
         for r in range(rounds):
-            order = (0, 1) if r % 2 == 0 else (1, 0)
-            for side in order:
-                fn = pair[side]
-                start = time.perf_counter()
+            for side in (0, 1) if r % 2 == 0 else (1, 0):
+                fn, watch = pair[side], watches[side]
+                watch.start()
                 for _ in range(iterations):
                     fn()
-                samples[side].append((time.perf_counter() - start) / iterations)
-        return self._record(name, labels, subject, baseline, samples, iterations, target)
+                watch.stop(iterations)
+        return self._record(name, labels, subject, baseline, watches, iterations, target)
 
     async def async_(
         self,
@@ -71,17 +87,16 @@ class Paired:
             await subject()
             await baseline()
             return None
-        samples: tuple[list[float], list[float]] = ([], [])
+        watches = Stopwatch(), Stopwatch()
         pair = (subject, baseline)
         for r in range(rounds):
-            order = (0, 1) if r % 2 == 0 else (1, 0)
-            for side in order:
-                fn = pair[side]
-                start = time.perf_counter()
+            for side in (0, 1) if r % 2 == 0 else (1, 0):
+                fn, watch = pair[side], watches[side]
+                watch.start()
                 for _ in range(iterations):
                     await fn()
-                samples[side].append((time.perf_counter() - start) / iterations)
-        return self._record(name, labels, subject, baseline, samples, iterations, target)
+                watch.stop(iterations)
+        return self._record(name, labels, subject, baseline, watches, iterations, target)
 
     def _record(
         self,
@@ -89,19 +104,24 @@ class Paired:
         labels: tuple[str, str] | None,
         subject: Callable[..., Any],
         baseline: Callable[..., Any],
-        samples: tuple[list[float], list[float]],
+        watches: tuple[Stopwatch, Stopwatch],
         iterations: int,
         target: Target | None,
     ) -> BenchResult:
         subject_label, baseline_label = labels or (_label(subject), _label(baseline))
+        name = name or self.node
+        row = target_row_for(name)
+        clock = common_clock(*watches)
         result = compare(
-            name or self.node,
+            name,
             subject_label,
             baseline_label,
-            samples[0],
-            samples[1],
+            watches[0].samples(clock),
+            watches[1].samples(clock),
             iterations=iterations,
-            target=target,
+            target=row.target if row else target,
+            clock=clock,
+            cpu_samples=(watches[0].cpu, watches[1].cpu),
         )
         _RESULTS.append(result)
         return result
@@ -117,6 +137,27 @@ def paired(request: pytest.FixtureRequest) -> Paired:
     return Paired(request.node.name, enabled)
 
 
+class BenchRecord:
+    """Where scale curves and memory points go; `enabled` is False under
+    `--benchmark-disable`, when a benchmark runs at smoke size and records nothing."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def curve(self, curve: ScaleCurve) -> None:
+        if self.enabled:
+            _CURVES.append(curve)
+
+    def memory(self, point: MemoryPoint) -> None:
+        if self.enabled:
+            _MEMORY.append(point)
+
+
+@pytest.fixture
+def bench_record(request: pytest.FixtureRequest) -> BenchRecord:
+    return BenchRecord(not request.config.getoption("benchmark_disable", default=False))
+
+
 @pytest.fixture
 def round_trips() -> Iterator[RoundTrips]:
     trips = RoundTrips()
@@ -124,12 +165,31 @@ def round_trips() -> Iterator[RoundTrips]:
     trips.close()
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Remember each benchmark that measured nothing, and why."""
+    if not (report.skipped or report.failed) or hasattr(report, "wasxfail"):
+        return
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = report.longrepr[2]
+    else:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        reason = crash.message if crash else str(report.longrepr)
+    name = report.nodeid.rpartition("::")[2]
+    outcome = "skipped" if report.skipped else "failed"
+    _NOT_MEASURED.append(NotMeasured(name=name, outcome=outcome, reason=reason[:300]))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not _RESULTS:
+    if not (_RESULTS or _CURVES or _MEMORY):
         return
     created = datetime.now(UTC)
     provenance = collect_provenance(
-        database_url=None, redis_url=None, backend="n/a", profile="bench", parameters={}, seeds={}
+        database_url=os.environ.get("RUSTOK_DATABASE_URL"),
+        redis_url=os.environ.get("RUSTOK_REDIS_URL"),
+        backend=os.environ.get("RUSTOK_BACKEND", "auto"),
+        profile="bench",
+        parameters={},
+        seeds={},
     )
     run_id = f"{created:%Y%m%dT%H%M%SZ}-{provenance.git_sha[:7]}"
     run = BenchRun(
@@ -137,6 +197,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         created=created,
         provenance=provenance.model_dump(mode="json"),
         results=list(_RESULTS),
+        curves=list(_CURVES),
+        memory=list(_MEMORY),
+        not_measured=list(_NOT_MEASURED),
     )
     path = run.write(REPORTS)
     session.config.pluginmanager.get_plugin("terminalreporter").write_line(f"bench results: {path}")
