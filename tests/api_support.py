@@ -19,16 +19,22 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rustok_ref.api.auth import ApiKeys, Role
 from rustok_ref.bootstrap import services, wire
 from rustok_ref.config import Settings
 from rustok_ref.features.model import Feature
+from rustok_ref.storage import DbRole, UnitOfWork
+from rustok_ref.storage.tables import orders, products
 
 T = TypeVar("T")
+
+PROBLEM = "application/problem+json"
 
 STARTUP_TIMEOUT_S = 60.0
 LIVENESS_S = 30.0  # bound for the relay and the read views, a background checkout, a flag
@@ -157,3 +163,36 @@ def make_tenant(
             return TenantKeys(tenant.id, slug, keys)
 
     return asyncio.run(create())
+
+
+def expect_problem(answer: httpx.Response, status: int) -> dict[str, Any]:
+    """The problem body of `answer`, once its status and content type are the expected ones."""
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == PROBLEM, answer.headers
+    body: dict[str, Any] = answer.json()
+    assert body["status"] == status
+    return body
+
+
+async def tenant_counts(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID
+) -> tuple[int, int]:
+    """(products, orders) of the tenant, read as the worker role past every cache and view."""
+    async with UnitOfWork(sessions, tenant_id=None, role=DbRole.WORKER) as uow:
+        counted = []
+        for table in (products, orders):
+            query = select(func.count()).select_from(table).where(table.c.tenant_id == tenant_id)
+            counted.append((await uow.session.execute(query)).scalar_one())
+    return counted[0], counted[1]
+
+
+def product_body(**changes: object) -> dict[str, object]:
+    """A valid create-product body with `changes` applied (a unique SKU each call)."""
+    body: dict[str, object] = {
+        "sku": f"sku-{uuid.uuid4().hex[:10]}",
+        "title": "Kettle",
+        "price": {"amount": 2599, "currency": "EUR"},
+        "stock": 5,
+    }
+    body.update(changes)
+    return body

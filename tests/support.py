@@ -29,3 +29,10 @@ def redis_proxy_for(redis_url: str) -> FaultProxy:
     parts = urlsplit(redis_url)
     upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
     return FaultProxy("redis", upstream=upstream, rng=random.Random(1))
+
+
+def postgres_proxy_for(database_url: str) -> FaultProxy:
+    """A fault proxy in front of the PostgreSQL of `database_url` (seeded like Redis's)."""
+    parts = urlsplit(database_url)
+    upstream = (parts.hostname or "127.0.0.1", parts.port or 5432)
+    return FaultProxy("postgres", upstream=upstream, rng=random.Random(1))

@@ -88,8 +88,7 @@ def create_app(
                 services=built,
                 keys=ApiKeys(container.sessions),
                 limiter=RateLimiter(
-                    container.redis,
-                    prefix=settings.redis_prefix,
+                    built.redis_cache,
                     rate_per_s=settings.rate_limit_per_s,
                     burst=settings.rate_limit_burst,
                     fail_open=settings.rate_limit_fail_open,

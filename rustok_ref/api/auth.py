@@ -105,7 +105,7 @@ def parse_token(token: str) -> tuple[str, str]:
         key_id, sep, secret = token[len(KEY_PREFIX) :].partition("_")
         if sep and len(key_id) == 2 * _KEY_ID_BYTES and secret:
             return key_id, secret
-    raise UnauthenticatedError("malformed API key (expected rk_<key id>_<secret>)")
+    raise UnauthenticatedError("invalid API key")  # one message for every bad key
 
 
 class ApiKeys:

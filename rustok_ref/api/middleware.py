@@ -17,6 +17,7 @@ from typing import Final
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rustok_ref.api.metrics import ApiMetrics
@@ -31,8 +32,9 @@ _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 _JSON_TYPES: Final = ("application/json", "application/graphql-response+json")
 
 
-class _BodyTooLargeError(Exception):
-    pass
+class _BodyTooLargeError(HTTPException):
+    """Raised by the capped `receive`: an HTTPException, so that FastAPI's body parsing
+    re-raises it (it swallows other errors into a 400) and the app answers 413."""
 
 
 def _is_json(content_type: str) -> bool:
@@ -82,7 +84,7 @@ class RequestMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self._max_body:
-                    raise _BodyTooLargeError
+                    raise _BodyTooLargeError(413, f"the body exceeds {self._max_body} bytes")
             return message
 
         with (

@@ -4,8 +4,9 @@ Why our own script: the maintained limiters (limits, pyrate-limiter, slowapi) ei
 windows in several keys with several round trips or do not answer *when* to retry; one
 script per request is one round trip, atomic across every API process, and returns the
 seconds until a token is back (Retry-After). Redis time (`TIME`) is the clock, so processes
-with skewed clocks agree. When Redis cannot be reached the limiter fails open (or closed,
-as configured) and counts each time it did, so an outage shows on /metrics and in the log.
+with skewed clocks agree. The script runs through the resilient cache, so an outage trips
+the shared "redis" breaker and later requests fail fast instead of waiting on Redis; then
+the limiter fails open (or closed, as configured) and counts each time it did.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ from dataclasses import dataclass
 from typing import Final
 from uuid import UUID
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
 from rustok_ref.errors import RateLimitExceededError
+from rustok_ref.resilience.cache import ResilientRedisCache
 
 __all__ = ["RateLimitStats", "RateLimiter"]
 
@@ -63,36 +62,29 @@ class RateLimiter:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        cache: ResilientRedisCache,
         *,
-        prefix: str,
         rate_per_s: float,
         burst: int,
         fail_open: bool = True,
     ) -> None:
         if not rate_per_s > 0 or burst < 1:
             raise ValueError("rate_per_s must be > 0 and burst at least 1")
-        self._script = redis.register_script(_TOKEN_BUCKET)
-        self._prefix = prefix + "ratelimit:"
+        self._cache = cache
+        self._script = cache.script(_TOKEN_BUCKET)
         self._rate = rate_per_s
         self._burst = burst
         self._fail_open = fail_open
         self.stats = RateLimitStats()
 
     async def check(self, tenant_id: UUID, cost: int = 1) -> None:
-        try:
-            allowed, wait_ms = await self._script(
-                keys=[f"{self._prefix}{tenant_id}"], args=[self._rate, self._burst, cost]
-            )
-        except (RedisError, OSError) as exc:
-            if self._fail_open:
-                self.stats.failed_open += 1
-                logger.warning("rate limit not checked, Redis unreachable (failing open): %s", exc)
-                return
-            self.stats.failed_closed += 1
-            raise RateLimitExceededError(
-                "rate limiter unavailable (failing closed)", retry_after=1
-            ) from exc
+        answer = await self._cache.run_script(
+            self._script, [f"ratelimit:{tenant_id}"], [self._rate, self._burst, cost]
+        )
+        if answer is None:
+            self._unanswered()
+            return
+        allowed, wait_ms = answer
         if allowed:
             self.stats.allowed += 1
             return
@@ -101,3 +93,15 @@ class RateLimiter:
             "rate limit exceeded for this tenant",
             retry_after=max(1, math.ceil(int(wait_ms) / 1000)),
         )
+
+    def _unanswered(self) -> None:
+        if self._fail_open:
+            self.stats.failed_open += 1
+            if self.stats.failed_open == 1 or self.stats.failed_open % 1000 == 0:
+                logger.warning(
+                    "rate limits not checked, Redis unreachable: failing open (%d so far)",
+                    self.stats.failed_open,
+                )
+            return
+        self.stats.failed_closed += 1
+        raise RateLimitExceededError("rate limiter unavailable (failing closed)", retry_after=1)

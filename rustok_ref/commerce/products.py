@@ -39,6 +39,7 @@ from rustok_ref.storage.unit_of_work import UnitOfWork
 MAX_SKU_BYTES: Final = 64
 MAX_TITLE_BYTES: Final = 255
 _VISIBLE: Final = re.compile(r"\S")
+_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
 
 tracer = trace.get_tracer(__name__)
 
@@ -78,9 +79,15 @@ class ProductRecord:
 
 
 def check_text(value: object, *, field: str, max_bytes: int) -> str:
-    """Required text: a str, not blank, at most `max_bytes` bytes of UTF-8."""
+    """Required text: a str, not blank, storable (PostgreSQL's text holds no NUL, UTF-8 no
+    lone surrogate), at most `max_bytes` bytes of UTF-8."""
     if not isinstance(value, str) or not _VISIBLE.search(value):
         raise ValidationError(f"Field '{field}' cannot be empty", fields={field: ["required"]})
+    if _UNSTORABLE.search(value):
+        raise ValidationError(
+            f"Field '{field}' contains a NUL or a lone surrogate",
+            fields={field: ["no NUL characters or lone surrogates"]},
+        )
     if len(value.encode()) > max_bytes:
         raise ValidationError(
             f"Field '{field}' exceeds maximum length of {max_bytes} bytes",

@@ -53,6 +53,7 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 from moka_py import Moka
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -227,6 +228,20 @@ class ResilientRedisCache:
         except _FAULTS as fault:
             self._fault(fault)
             self._dropped_writes += 1
+            return None
+
+    def script(self, lua: str) -> AsyncScript:
+        """Register a Lua script on this cache's client, for `run_script`."""
+        return self._redis.register_script(lua)
+
+    async def run_script(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """EVALSHA on keys relative to the prefix, through the breaker and the time limit:
+        the script's answer, or None when Redis could not run it (counted as a fault; what
+        to do without the answer is the caller's policy)."""
+        try:
+            return await self._guarded(script, keys=[self._prefix + key for key in keys], args=args)
+        except _FAULTS as fault:
+            self._fault(fault)
             return None
 
     async def publish(self, channel: str, message: bytes | str) -> bool:

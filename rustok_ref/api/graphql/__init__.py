@@ -4,6 +4,10 @@ for the subscriptions. The schema is in `schema`; who calls is resolved as for R
 
 from __future__ import annotations
 
+from typing import Any
+
+from cross_web import HTTPException as StrawberryHTTPError
+from starlette.exceptions import HTTPException
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
@@ -17,6 +21,14 @@ __all__ = ["router"]
 class _Router(GraphQLRouter[GraphQLContext, None]):
     async def on_ws_connect(self, context: GraphQLContext) -> None:
         await connect_websocket(context)
+
+    async def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Strawberry answers a body it cannot take (not JSON, a batch) in plain text; as an
+        HTTP error it becomes a problem like every other refusal."""
+        try:
+            return await super().run(*args, **kwargs)
+        except StrawberryHTTPError as exc:
+            raise HTTPException(exc.status_code, exc.reason) from exc
 
 
 router = _Router(

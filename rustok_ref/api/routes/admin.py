@@ -19,12 +19,13 @@ from rustok_ref.api import outbox_admin
 from rustok_ref.api.auth import Permission
 from rustok_ref.api.burst import burst
 from rustok_ref.api.context import RequestContext, require
+from rustok_ref.api.schemas import PROBLEM_RESPONSES
 from rustok_ref.commerce.providers.standin import Operation
 from rustok_ref.errors import NotFoundError
 from rustok_ref.events.outbox import OutboxStatus, replay_dead
 from rustok_ref.features.model import BUCKETS, Feature, FlagState
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], responses=PROBLEM_RESPONSES)
 
 FlagsAdmin = Annotated[RequestContext, Depends(require(Permission.FLAGS_MANAGE))]
 EventsAdmin = Annotated[RequestContext, Depends(require(Permission.EVENTS_MANAGE))]
@@ -111,14 +112,6 @@ class FaultOut(BaseModel):
     operations: list[Operation]
 
 
-def _feature(name: str) -> Feature:
-    try:
-        return Feature(name)
-    except ValueError:
-        known = ", ".join(feature.value for feature in Feature)
-        raise NotFoundError(f"unknown feature {name!r} (known: {known})") from None
-
-
 @router.get("/flags", summary="Every feature's flag for the tenant (stored or default).")
 async def list_flags(context: FlagsAdmin) -> list[Flag]:
     stored = await context.services.flag_store.load(context.tenant.id)
@@ -126,12 +119,12 @@ async def list_flags(context: FlagsAdmin) -> list[Flag]:
 
 
 @router.put("/flags/{feature}", summary="Switch a feature for the tenant (caches follow).")
-async def set_flag(feature: str, update: FlagUpdate, context: FlagsAdmin) -> Flag:
-    known = _feature(feature)
+async def set_flag(feature: Feature, update: FlagUpdate, context: FlagsAdmin) -> Flag:
+    """An unknown feature is a 400 naming the known ones (the path's enum)."""
     state = await context.services.flag_store.set(
-        context.tenant.id, known, enabled=update.enabled, rollout=update.rollout
+        context.tenant.id, feature, enabled=update.enabled, rollout=update.rollout
     )
-    return Flag.of(known, state)
+    return Flag.of(feature, state)
 
 
 @router.get("/events/outbox", summary="The tenant's outbox rows by status.")

@@ -132,8 +132,8 @@ def test_unknown_feature_and_bad_rollout_are_refused(
     with api_server.client(tenant_a.slug, tenant_a.admin) as client:
         unknown = client.put("/admin/flags/teleport", json={"enabled": True})
         too_wide = client.put("/admin/flags/blog", json={"enabled": True, "rollout": 101})
-    assert unknown.status_code == 404
-    assert "teleport" in unknown.json()["detail"]
+    assert unknown.status_code == 400
+    assert "path.feature" in unknown.json()["fields"]
     assert too_wide.status_code == 400
     assert "rollout" in too_wide.json()["fields"]
 

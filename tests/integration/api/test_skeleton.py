@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from api_support import ApiServer, TenantKeys
-
-PROBLEM = "application/problem+json"
+from api_support import PROBLEM, ApiServer, TenantKeys
 
 
 def test_health_and_correlation_id_round_trip(api_server: ApiServer) -> None:
