@@ -17,7 +17,6 @@ from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvid
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rustok_ref.features import Feature, FeatureFlagProvider, FeatureFlags, FlagCache, FlagStore
-from rustok_ref.lab.benchrecord import Target
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +72,6 @@ async def test_warm_cache_against_the_in_memory_provider_behind_the_sdk(
         partial(ours.get_boolean_value_async, key, False, context),
         partial(peer.get_boolean_value_async, key, False, context),
         labels=("SDK client, our provider, warm cache", "SDK client, InMemoryProvider"),
-        target=Target(value=1.5),
         iterations=1000,
     )
 
