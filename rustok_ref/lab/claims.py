@@ -704,9 +704,9 @@ CLAIMS: Mapping[str, Claim] = _registry(
             AtMost(1, partial_limit=5),
             None,
             "percent",
-            "scenario:redis_outage",
-            "error rate of API requests during the scenario's Redis outage (fault proxy: "
-            "down), the resilient cache falling back to PostgreSQL",
+            "03_circuit_breaker",
+            "error rate of API requests (the application in process, a seeded tenant's reads "
+            "and orders) while the fault proxy in front of its Redis is down",
         ),
         Claim(
             "P1.2.fail-fast",

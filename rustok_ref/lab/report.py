@@ -6,6 +6,10 @@ embedded, and write `reports/<run-id>/index.html` (the claims scorecard, the mea
 table, a link per notebook) and `summary.json`, with provenance. `reports/latest` points at
 the newest run. A failing notebook is shown in the index with the cell that failed, and makes
 the command exit non-zero.
+
+`--only NAME` re-runs that notebook into the latest report: the new run starts as a copy of
+the latest run's other notebooks (and its test phase, when this run skips it), so the
+scorecard still holds every claim they measured.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -208,6 +213,62 @@ def render_html(executed: Path, target: Path) -> Path:
     return target
 
 
+def carry_forward(
+    previous: Path, run_dir: Path, rerun: Sequence[str], *, tests: bool
+) -> tuple[list[NotebookRun], TestPhase | None]:
+    """Copy the notebooks of the run in `previous` other than `rerun` into `run_dir` (each
+    one's output folder, executed notebook and HTML) and, with `tests`, its test phase; return
+    their records, paths moved to `run_dir`. Nothing when `previous` holds no report."""
+    document = previous / "summary.json"
+    if not document.exists():
+        return [], None
+    earlier = json.loads(document.read_text())
+    kept = []
+    for record in earlier["notebooks"]:
+        if record["name"] in rerun:
+            continue
+        name = record["name"]
+        for part in (name, f"notebooks/{name}.ipynb", record["html"]):
+            if part is not None:
+                _copy(previous / part, run_dir / part)
+        kept.append(NotebookRun(**record))
+    phase = None
+    if tests and earlier["tests"] is not None:
+        _copy(previous / "tests", run_dir / "tests")
+        moved = {
+            key: None
+            if earlier["tests"][key] is None
+            else str(run_dir / "tests" / Path(earlier["tests"][key]).name)
+            for key in ("coverage_json", "junit")
+        }
+        phase = TestPhase(**{**earlier["tests"], **moved})
+    return kept, phase
+
+
+def _copy(source: Path, target: Path) -> None:
+    if source.is_dir():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    elif source.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+
+
+def cell_anchors(executed: Path) -> dict[str, str]:
+    """A notebook's cells by id and by tag, each to its id: a summary may name the cell that
+    measured a claim either way, and the rendered HTML anchors cells by id only."""
+    import nbformat
+
+    notebook = nbformat.read(str(executed), as_version=4)  # type: ignore[no-untyped-call]
+    anchors: dict[str, str] = {}
+    for cell in notebook.cells:
+        cell_id = cell.get("id")
+        if cell_id:
+            anchors.setdefault(str(cell_id), str(cell_id))
+            for tag in cell.get("metadata", {}).get("tags", []):
+                anchors.setdefault(str(tag), str(cell_id))
+    return anchors
+
+
 def _render_index(context: dict[str, Any]) -> str:
     env = Environment(
         loader=PackageLoader("rustok_ref.lab", "templates"),
@@ -268,6 +329,15 @@ def run_report(
             result.tests = run_test_phase(run_dir, services)
             progress.advance(task)
 
+        if options.only:
+            result.notebooks, carried_tests = carry_forward(
+                (options.reports_dir / "latest").resolve(),
+                run_dir,
+                options.only,
+                tests=options.skip_tests,
+            )
+            result.tests = result.tests or carried_tests
+
         with infra.run_namespace(services, "report") as namespace:
             offered = {
                 "database_url": namespace.database_url,
@@ -280,6 +350,7 @@ def run_report(
                 step(f"notebook {path.stem}")
                 result.notebooks.append(execute_notebook(path, run_dir, offered))
                 progress.advance(task)
+        result.notebooks.sort(key=lambda run: run.name)
 
         step("index")
         summaries: list[NotebookSummary] = [
@@ -307,6 +378,11 @@ def run_report(
                     "verdict_counts": sorted(Counter(str(row.verdict) for row in rows).items()),
                     "sprint_rows": [row for row in rows if row.claim_id.startswith("progress.")],
                     "notebooks": result.notebooks,
+                    "anchors": {
+                        run.name: cell_anchors(run_dir / "notebooks" / f"{run.name}.ipynb")
+                        for run in result.notebooks
+                        if (run_dir / "notebooks" / f"{run.name}.ipynb").exists()
+                    },
                     "tests": result.tests,
                     "provenance": provenance,
                 }

@@ -7,7 +7,9 @@ review's sketch). The measurements return plain numbers for notebook 08: the ten
 matrix before and after one tenant's flag flips, the share of tenants a rollout enables and
 whether raising it only adds tenants (the real evaluation rule on seeded tenant ids), the
 time and database statements of one evaluation per mode, and the share of `require` calls to
-disabled features refused with FeatureNotEnabled.
+disabled features refused with FeatureNotEnabled (HTTP 403, GraphQL FORBIDDEN), through the
+service or through the GraphQL field guard (`RequireFeature`) the schema puts on every
+commerce field.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import cast
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from rustok_ref.api.graphql.context import GraphQLInfo
+from rustok_ref.api.graphql.permissions import RequireFeature
 from rustok_ref.config import Settings
 from rustok_ref.errors import FeatureNotEnabledError
 from rustok_ref.features import (
@@ -164,9 +170,13 @@ class Lab:
             seconds.append(time.perf_counter() - started)
         return seconds, self.trips.database / iterations
 
-    async def refused_share(self, flags: FeatureFlags, tenants: Sequence[uuid.UUID]) -> float:
-        """Percent of `require` calls to features that are off for the tenant which raise
-        FeatureNotEnabledError (100 when there are none to call)."""
+    async def refused_share(
+        self, flags: FeatureFlags, tenants: Sequence[uuid.UUID], *, through_guard: bool = False
+    ) -> float:
+        """Percent of calls to features that are off for the tenant refused with
+        FeatureNotEnabledError mapped to HTTP 403 and GraphQL FORBIDDEN (100 when there are
+        none to call): `require` on the service, or with `through_guard` the GraphQL field
+        guard's permission check over the same service."""
         calls = refused = 0
         for tenant in tenants:
             for feature in FEATURES:
@@ -174,7 +184,21 @@ class Lab:
                     continue
                 calls += 1
                 try:
-                    await flags.require(tenant, feature)
-                except FeatureNotEnabledError:
-                    refused += 1
+                    if through_guard:
+                        await RequireFeature(feature).has_permission(
+                            None, guard_info(flags, tenant)
+                        )
+                    else:
+                        await flags.require(tenant, feature)
+                except FeatureNotEnabledError as refusal:
+                    refused += refusal.status == 403 and refusal.code == "FORBIDDEN"
         return 100.0 if calls == 0 else 100 * refused / calls
+
+
+def guard_info(flags: FeatureFlags, tenant: uuid.UUID) -> GraphQLInfo:
+    """What the guard reads of strawberry's Info: the caller's tenant and services.flags
+    (a whole request would need the API; the guard's check is what the claim is about)."""
+    caller = SimpleNamespace(
+        tenant=SimpleNamespace(id=tenant), services=SimpleNamespace(flags=flags)
+    )
+    return cast(GraphQLInfo, SimpleNamespace(context=SimpleNamespace(rustok=caller)))
