@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rustok_ref.commerce.checkout import SAGA_NAME as CHECKOUT_SAGA
 from rustok_ref.commerce.checkout import CheckoutService, definitions
+from rustok_ref.commerce.product_cache import ProductCache
 from rustok_ref.commerce.providers.standin import StandInFaults
 from rustok_ref.commerce.views import ORDER_VIEW, PRODUCT_VIEW
 from rustok_ref.config import Settings
@@ -97,6 +98,7 @@ class Services:
     flag_store: FlagStore
     flag_cache: FlagCache
     flags: FeatureFlags
+    product_cache: ProductCache
     orchestrator: SagaOrchestrator
     checkout: CheckoutService
     provider_faults: StandInFaults
@@ -145,6 +147,11 @@ async def services(container: Container) -> AsyncIterator[Services]:
         flag_store=flag_store,
         flag_cache=flag_cache,
         flags=FeatureFlags(flag_store, cache=flag_cache),
+        product_cache=ProductCache(
+            redis_cache,
+            ttl_s=settings.product_cache_ttl_s,
+            capacity=settings.product_cache_capacity,
+        ),
         orchestrator=orchestrator,
         checkout=checkout,
         provider_faults=StandInFaults(sessions),
@@ -152,6 +159,7 @@ async def services(container: Container) -> AsyncIterator[Services]:
     async with (
         InvalidationListener(container.redis, settings.redis_prefix, tenant_cache),
         FlagInvalidationListener(container.redis, settings.redis_prefix, flag_cache),
+        built.product_cache.listener(container.redis),
     ):
         try:
             yield built

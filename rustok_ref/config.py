@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="How long the Redis breaker stays open before probing."
     )
     flag_cache_ttl_s: float = Field(default=30.0, gt=0, description="Feature flags cache TTL.")
+    product_cache_ttl_s: float = Field(
+        default=2.0, gt=0, description="How long `GET /products/{id}` answers from memory."
+    )
+    product_cache_capacity: int = Field(
+        default=10_000, ge=1, description="Products the API process keeps in that cache."
+    )
 
     # the API process
     api_max_body_bytes: int = Field(default=1 << 20, ge=1, description="Request body cap.")

@@ -88,6 +88,22 @@ class ApiMetrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.product_cache_hits = Counter(
+            "rustok_product_cache_hits",
+            "GET /products/{id} answered from memory.",
+            registry=registry,
+        )
+        self.product_cache_misses = Counter(
+            "rustok_product_cache_misses",
+            "GET /products/{id} that read the database.",
+            registry=registry,
+        )
+        self.product_cache_size = Gauge(
+            "rustok_product_cache_size",
+            "Entries in the product caches of the live workers.",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
         self.breaker_state = Gauge(
             "rustok_breaker_state",
             "Circuit breaker state: 0 closed, 1 half-open, 2 open, 3 forced open, 4 disabled.",
@@ -147,6 +163,11 @@ class ApiMetrics:
         self._advance(self.tenant_cache_hits, stats.hit_count)
         self._advance(self.tenant_cache_misses, stats.miss_count)
         self.tenant_cache_size.set(size)
+
+    def record_product_cache(self, *, hits: int, misses: int, size: int) -> None:
+        self._advance(self.product_cache_hits, hits)
+        self._advance(self.product_cache_misses, misses)
+        self.product_cache_size.set(size)
 
     def record_breaker(self, name: str, state: CircuitState) -> None:
         self.breaker_state.labels(name).set(BREAKER_STATE_VALUES[state])

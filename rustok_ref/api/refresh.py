@@ -1,10 +1,10 @@
 """The lifespan's metrics refresher: every `metrics_refresh_s`, copy the process's state
 into the gauges and counters of `ApiMetrics`.
 
-In-memory state (tenant cache, breaker, dispatcher, rate limiter) is read directly; the
-database-wide state costs one query for the outbox backlog (the relay's, as the worker
-role) and one for the sagas' outcomes. A failing query is logged and skipped: the gauges
-keep their last values and the next round tries again.
+In-memory state (tenant and product caches, breaker, dispatcher, rate limiter) is read
+directly; the database-wide state costs one query for the outbox backlog (the relay's, as
+the worker role) and one for the sagas' outcomes. A failing query is logged and skipped:
+the gauges keep their last values and the next round tries again.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ async def refresh_once(api: ApiState, *, timeout_s: float) -> None:
     cache = services.tenant_cache
     # TenantCache has no public size yet (requested): its moka store counts the entries.
     metrics.record_tenant_cache(cache.stats(), cache.size())
+    products = services.product_cache
+    metrics.record_product_cache(hits=products.hits, misses=products.misses, size=products.size())
     breaker = services.redis_breaker
     metrics.record_breaker(breaker.name, breaker.state)
     metrics.record_dispatcher_depth(api.dispatcher.depth)

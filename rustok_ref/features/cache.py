@@ -8,42 +8,31 @@ Redis at all: during an outage an instance serves what it cached, then reloads f
 database after the TTL. A listener that loses its subscription may miss messages, so on every
 re-subscription it drops the whole cache, as the tenant listener does.
 
-Why not `tenancy.invalidation`: its messages and listener are typed on tenant identifiers and
-the tenant cache's API; flags are keyed by tenant id. Why not a library: as there, caching
-libraries invalidate their own keys, not a moka cache's entries.
+The cache and the listener are the generic ones of `resilience.invalidation`, applied to
+messages that are tenant ids.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
-from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Any, Final, Self
+from collections.abc import Callable
+from typing import Final
 from uuid import UUID
 
 import redis.asyncio as aioredis
-from moka_py import Moka
-from redis.exceptions import RedisError
 
 from rustok_ref.features.store import TenantFlags
-from rustok_ref.resilience.cache import MEMORY_SLACK, ResilientRedisCache
+from rustok_ref.resilience.cache import ResilientRedisCache
+from rustok_ref.resilience.invalidation import InvalidatedCache, InvalidationListener
 
 __all__ = ["CHANNEL", "FlagCache", "FlagInvalidationListener", "FlagInvalidationPublisher"]
 
 CHANNEL: Final = "feature.cache.invalidate"
 
-logger = logging.getLogger(__name__)
 
-FlagLoader = Callable[[UUID], Awaitable[TenantFlags]]
-
-
-class FlagCache:
+class FlagCache(InvalidatedCache[UUID, TenantFlags]):
     """`await cache.get(tenant, loader)`: the tenant's flags, loaded at most once per `ttl_s`
-    (on `clock`) unless invalidated. A load an invalidation overtook is served once and not
-    stored."""
+    (on `clock`) unless invalidated (`InvalidatedCache`'s rules)."""
 
     def __init__(
         self,
@@ -52,36 +41,7 @@ class FlagCache:
         capacity: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not ttl_s > 0:
-            raise ValueError(f"ttl_s must be > 0 seconds, got {ttl_s}")
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._store: Moka[UUID, tuple[TenantFlags, float]] = Moka(
-            capacity, ttl=ttl_s * MEMORY_SLACK
-        )
-        self._generation = 0  # bumped by every invalidation
-        self.hits = 0
-        self.loads = 0
-
-    async def get(self, tenant_id: UUID, loader: FlagLoader) -> TenantFlags:
-        entry = self._store.get(tenant_id)
-        if entry is not None and self._clock() < entry[1]:
-            self.hits += 1
-            return entry[0]
-        generation = self._generation
-        flags = await loader(tenant_id)
-        self.loads += 1
-        if generation == self._generation:
-            self._store.set(tenant_id, (flags, self._clock() + self._ttl_s))
-        return flags
-
-    def invalidate(self, tenant_id: UUID) -> None:
-        self._generation += 1
-        self._store.remove(tenant_id)
-
-    def invalidate_all(self) -> None:
-        self._generation += 1
-        self._store.clear()
+        super().__init__(ttl_s=ttl_s, capacity=capacity, clock=clock)
 
 
 class FlagInvalidationPublisher:
@@ -99,10 +59,10 @@ class FlagInvalidationPublisher:
         await self._backend.publish(CHANNEL, str(tenant_id))
 
 
-class FlagInvalidationListener:
+class FlagInvalidationListener(InvalidationListener):
     """`async with FlagInvalidationListener(redis, prefix, cache): ...` applies every message
-    to `cache` and drops all of it on every re-subscription; after a failure redis-py gave up
-    on, it subscribes again every `reconnect_delay` seconds."""
+    (a tenant id) to `cache` and drops all of it on every re-subscription (the generic
+    listener's rules)."""
 
     def __init__(
         self,
@@ -112,64 +72,18 @@ class FlagInvalidationListener:
         *,
         reconnect_delay: float = 1.0,
     ) -> None:
-        self._redis = redis
-        self.channel = prefix + CHANNEL
-        self._cache = cache
-        self._reconnect_delay = reconnect_delay
-        self._task: asyncio.Task[None] | None = None
-        self._changed = asyncio.Condition()
-        self.subscriptions = 0
-        self.messages = 0
-        self.malformed = 0
-
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def wait_for(self, *, subscriptions: int = 0, messages: int = 0) -> None:
-        """Return once the counters reached these values."""
-        async with self._changed:
-            await self._changed.wait_for(
-                lambda: self.subscriptions >= subscriptions and self.messages >= messages
-            )
-
-    async def _run(self) -> None:
-        while True:
+        def apply(payload: bytes) -> bool:
             try:
-                async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self.channel)
-                    async for message in pubsub.listen():
-                        await self._handle(message)
-            except RedisError as exc:
-                logger.warning("flag invalidation listener lost Redis (%s); retrying", exc)
-            await asyncio.sleep(self._reconnect_delay)
-
-    async def _handle(self, message: dict[str, Any]) -> None:
-        if message["type"] == "subscribe":
-            self.subscriptions += 1
-            if self.subscriptions > 1:  # messages sent while disconnected are lost
-                self._cache.invalidate_all()
-        elif message["type"] == "message":
-            data = message["data"]
-            try:
-                tenant_id = UUID(data.decode() if isinstance(data, bytes) else data)
+                tenant_id = UUID(payload.decode())
             except (ValueError, UnicodeDecodeError):
-                self.malformed += 1
-                logger.warning("ignored a malformed flag invalidation: %r", message["data"])
-            else:
-                self._cache.invalidate(tenant_id)
-                self.messages += 1
-        async with self._changed:
-            self._changed.notify_all()
+                return False
+            cache.invalidate(tenant_id)
+            return True
+
+        super().__init__(
+            redis,
+            prefix + CHANNEL,
+            apply=apply,
+            drop_all=cache.invalidate_all,
+            reconnect_delay=reconnect_delay,
+        )

@@ -285,7 +285,7 @@ TARGETS: tuple[TargetRow, ...] = (
         "API cached GET RPS",
         "hello through the same middleware",
         _rate(0.5),
-        "api: product GET (tenant and key cached) vs hello (same stack), requests/s",
+        "api: cached product GET vs hello (same stack), requests/s",
         test="test_cached_product_get_against_hello_on_the_same_stack",
     ),
 )

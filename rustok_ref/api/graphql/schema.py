@@ -151,6 +151,7 @@ async def resolve_publish_product(
             uow, id, ProductEvent.PUBLISH, expected_version=expected_version
         )
         await uow.commit()
+    await caller.services.product_cache.changed(caller.tenant.id, id)
     trace.get_current_span().set_attribute("sku", published.sku)
     return Product.of(published)
 

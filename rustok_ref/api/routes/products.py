@@ -1,5 +1,7 @@
 """REST: products. Reads of one product and every write go through the domain
-(`commerce/products.py`); the list pages through the read index (`readindex.py`)."""
+(`commerce/products.py`), the read through the product cache, which every write invalidates
+after its commit (`commerce/product_cache.py`); the list pages through the read index
+(`readindex.py`)."""
 
 from __future__ import annotations
 
@@ -78,8 +80,12 @@ async def create_product(body: ProductCreate, context: Writer) -> Product:
 @router.get("/products/{product_id}", response_model=Product, summary="One product.")
 async def get_product(product_id: UUID, context: Reader) -> Product:
     trace.get_current_span().set_attribute("product_id", str(product_id))
-    async with context.uow() as uow:
-        found = await products.get_product(uow, product_id)
+
+    async def load() -> ProductRecord:
+        async with context.uow() as uow:
+            return await products.get_product(uow, product_id)
+
+    found = await context.services.product_cache.get(context.tenant.id, product_id, load)
     return _traced(found)
 
 
@@ -98,6 +104,7 @@ async def update_product(product_id: UUID, body: ProductPatch, context: Writer) 
             expected_version=body.expected_version,
         )
         await uow.commit()
+    await context.services.product_cache.changed(context.tenant.id, product_id)
     return _traced(changed)
 
 
@@ -106,6 +113,7 @@ async def _transition(context: RequestContext, product_id: UUID, event: ProductE
     async with context.uow() as uow:
         moved = await products.transition_product(uow, product_id, event)
         await uow.commit()
+    await context.services.product_cache.changed(context.tenant.id, product_id)
     return _traced(moved)
 
 

@@ -1,0 +1,97 @@
+"""The cached `GET /products/{id}` over real servers: a write is read at once through the
+server that made it, and through another server (same database and Redis) because of the
+invalidation channel, not the TTL; a cached answer still checks key, role and tenant; the
+hits show on /metrics."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from api_support import ApiServer, TenantKeys, eventually, expect_problem, product_body, run_server
+
+from rustok_ref.config import Settings
+
+LONG_TTL = {"RUSTOK_PRODUCT_CACHE_TTL_S": "3600"}  # only an invalidation refreshes an entry
+
+
+@pytest.fixture(scope="module")
+def two_servers(
+    app_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ApiServer, ApiServer]]:
+    logs: Path = tmp_path_factory.mktemp("api-pair")
+    with (
+        run_server(app_settings, logs, env=LONG_TTL) as first,
+        run_server(app_settings, logs, env=LONG_TTL) as second,
+    ):
+        yield first, second
+
+
+@pytest.fixture
+def staff(api_server: ApiServer, tenant_a: TenantKeys) -> Iterator[httpx.Client]:
+    with api_server.client(tenant_a.slug, tenant_a.staff) as client:
+        yield client
+
+
+def created(client: httpx.Client) -> str:
+    answer = client.post("/products", json=product_body())
+    assert answer.status_code == 201, answer.text
+    return f"/products/{answer.json()['id']}"
+
+
+def test_every_write_is_read_at_once(staff: httpx.Client) -> None:
+    path = created(staff)
+    assert staff.get(path).json()["title"] == "Kettle"  # now cached
+    patched = staff.patch(path, json={"title": "Teapot"}).json()
+    assert staff.get(path).json() == patched
+    for step, status in (("publish", "published"), ("archive", "archived"), ("restore", "draft")):
+        moved = staff.post(f"{path}/{step}").json()
+        assert moved["status"] == status
+        assert staff.get(path).json() == moved
+
+
+def test_a_cached_answer_still_checks_the_caller(
+    api_server: ApiServer, tenant_a: TenantKeys, tenant_b: TenantKeys, staff: httpx.Client
+) -> None:
+    path = created(staff)
+    assert staff.get(path).status_code == 200  # now cached
+    with api_server.client(tenant_a.slug, "not-a-key") as stranger:
+        expect_problem(stranger.get(path), 401)
+    with api_server.client(tenant_b.slug, tenant_b.staff) as other_tenant:
+        expect_problem(other_tenant.get(path), 404)
+    with api_server.client(tenant_b.slug, tenant_a.staff) as wrong_pair:
+        expect_problem(wrong_pair.get(path), 403)  # another tenant's key
+
+
+def test_hits_and_misses_show_on_metrics(api_server: ApiServer, staff: httpx.Client) -> None:
+    path = created(staff)
+    for _ in range(3):
+        assert staff.get(path).status_code == 200
+
+    def sample(name: str) -> float:
+        text = staff.get("/metrics").text
+        found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+
+    eventually(lambda: sample("rustok_product_cache_hits_total") >= 2, "the hits on /metrics")
+    assert sample("rustok_product_cache_misses_total") >= 1
+
+
+def test_a_write_through_one_server_is_seen_through_the_other(
+    two_servers: tuple[ApiServer, ApiServer], tenant_a: TenantKeys
+) -> None:
+    first, second = two_servers
+    with (
+        first.client(tenant_a.slug, tenant_a.staff) as through_first,
+        second.client(tenant_a.slug, tenant_a.staff) as through_second,
+    ):
+        path = created(through_first)
+        assert through_second.get(path).json()["title"] == "Kettle"  # cached for an hour
+        through_first.patch(path, json={"title": "Teapot"})
+        eventually(
+            lambda: through_second.get(path).json()["title"] == "Teapot",
+            "the other server hears the invalidation",
+        )
