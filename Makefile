@@ -34,7 +34,7 @@ lint: $(STAMP)
 ## (disabled timing, so they cannot rot), then every notebook under nbval
 test: lint
 	mkdir -p reports/coverage
-	$(BIN)/pytest tests --ignore=tests/benchmarks $(PYTEST_COMMON) --junitxml=reports/junit.xml \
+	$(BIN)/pytest tests --ignore=tests/benchmarks -m "not slow" $(PYTEST_COMMON) --junitxml=reports/junit.xml \
 		--cov --cov-report=term:skip-covered --cov-report=json:reports/coverage/coverage.json
 	$(BIN)/pytest tests/benchmarks --benchmark-disable -q -p no:randomly
 	$(BIN)/pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 notebooks/ -q -p no:cacheprovider

@@ -394,9 +394,16 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to bind.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+    graceful_timeout: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Seconds requests and open WebSockets get to finish after SIGTERM."
+        ),
+    ] = 10,
 ) -> None:
     """Serve the REST and GraphQL API under uvicorn until SIGTERM or Ctrl-C (requests in
-    flight finish first). Settings come from the RUSTOK_* variables."""
+    flight finish first, for at most --graceful-timeout: an open subscription would
+    otherwise hold a worker forever). Settings come from the RUSTOK_* variables."""
     import os
     import tempfile
 
@@ -413,6 +420,7 @@ def serve(
         workers=workers,
         log_level=log_level,
         lifespan="on",
+        timeout_graceful_shutdown=graceful_timeout,
     )
 
 

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,6 +25,12 @@ from rustok_ref.api.auth import ApiKeys, Role
 from rustok_ref.bootstrap import services, wire
 from rustok_ref.config import Settings
 from rustok_ref.features.model import Feature
+from rustok_ref.lab.load_processes import (  # noqa: F401 (re-exported for tests)
+    STARTUP_TIMEOUT_S,
+    ManagedProcess,
+    free_port,
+    start_api,
+)
 from rustok_ref.storage import DbRole, UnitOfWork
 from rustok_ref.storage.tables import orders, products
 
@@ -36,7 +38,6 @@ T = TypeVar("T")
 
 PROBLEM = "application/problem+json"
 
-STARTUP_TIMEOUT_S = 60.0
 LIVENESS_S = 30.0  # bound for the relay and the read views, a background checkout, a flag
 
 
@@ -47,13 +48,6 @@ def eventually(probe: Callable[[], T], what: str) -> T:
         assert time.monotonic() < deadline, f"never: {what}"
         time.sleep(0.1)
     return value
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -70,8 +64,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 @dataclass
 class ApiServer:
     base_url: str
-    process: subprocess.Popen[bytes]
-    log: Path
+    process: ManagedProcess
 
     def client(self, tenant: str | None = None, key: str | None = None) -> httpx.Client:
         headers = {}
@@ -82,7 +75,7 @@ class ApiServer:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30.0)
 
     def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self.process.log.read_text(errors="replace")
 
 
 @contextlib.contextmanager
@@ -93,36 +86,13 @@ def run_server(
     workers: int = 1,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[ApiServer]:
-    """Start `rustok-ref serve`, wait for /healthz, yield, then SIGTERM it (and wait)."""
-    port = free_port()
-    log = log_dir / f"api-{port}.log"
-    full_env = {**os.environ, **settings_env(settings), **(env or {})}
-    command = [sys.executable, "-m", "rustok_ref.cli", "serve", "--port", str(port)]
-    command += ["--workers", str(workers), "--log-level", "warning"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=full_env, stdout=out, stderr=subprocess.STDOUT)
-    server = ApiServer(f"http://127.0.0.1:{port}", process, log)
+    """Start `rustok-ref serve` (the load driver's `start_api`), wait for /healthz, yield,
+    then stop it and every worker it forked."""
+    api, url = start_api({**settings_env(settings), **(env or {})}, log_dir, workers=workers)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                code = process.returncode
-                raise RuntimeError(f"the API exited with {code}:\n{server.log_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(server.base_url + "/healthz", timeout=1.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the API did not start in time:\n{server.log_text()}")
-            time.sleep(0.1)
-        yield server
+        yield ApiServer(url, api)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        api.stop()
 
 
 @dataclass(frozen=True)

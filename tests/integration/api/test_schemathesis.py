@@ -126,10 +126,10 @@ def seeded_tenant(app_settings: Settings) -> TenantKeys:
     return make_tenant(app_settings, "Fuzzed")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def seeds(api_server: ApiServer, seeded_tenant: TenantKeys) -> Iterator[dict[str, list[Any]]]:
-    """The seeded ids; afterwards the providers' faults are cleared, since the fuzzed
-    admin calls may have set any."""
+    """Fresh seeded ids for each test (a run uses its orders up); afterwards the providers'
+    faults are cleared, since the fuzzed admin calls may have set any."""
     with api_server.client(seeded_tenant.slug, seeded_tenant.admin) as client:
         yield seed(client)
         for provider in ("payment", "shipping"):
