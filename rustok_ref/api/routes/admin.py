@@ -8,7 +8,6 @@ route needs an admin key; the tenant is always the request's.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Final, Literal
 from uuid import UUID
 
@@ -68,16 +67,6 @@ class OutboxSummary(BaseModel):
     dead: int
     published: int
     oldest_pending_age_s: float | None
-
-
-class DeadLetterOut(BaseModel):
-    id: UUID
-    aggregatetype: str
-    aggregateid: UUID
-    type: str
-    attempts: int
-    last_error: str | None
-    occurred_at: datetime
 
 
 class Replayed(BaseModel):
@@ -142,10 +131,9 @@ async def outbox_summary(context: EventsAdmin) -> OutboxSummary:
 @router.get("/events/dead-letters", summary="The tenant's dead outbox rows, oldest first.")
 async def list_dead_letters(
     context: EventsAdmin, limit: Annotated[int, Query(ge=1, le=1_000)] = 50
-) -> list[DeadLetterOut]:
+) -> list[outbox_admin.DeadLetter]:
     async with context.uow() as uow:
-        letters = await outbox_admin.dead_letters(uow, limit)
-    return [DeadLetterOut.model_validate(letter, from_attributes=True) for letter in letters]
+        return await outbox_admin.dead_letters(uow, limit)
 
 
 @router.post(
