@@ -54,8 +54,10 @@ def proxy(services: infra.Services) -> Iterator[FaultProxy]:
 async def test_an_outage_run_fails_fast_and_recovers(
     proxy: FaultProxy, run_ns: infra.RunNamespace, mode: breaker.Mode
 ) -> None:
+    # after_s is a liveness bound (15x the open timeout): on a loaded machine a hung
+    # connection's trial can take several open periods to come back closed
     config = breaker.OutageConfig(
-        before_s=0.3, outage_s=0.6, after_s=0.6, client_timeout_s=0.1, open_timeout_s=0.2, mode=mode
+        before_s=0.3, outage_s=0.6, after_s=3.0, client_timeout_s=0.1, open_timeout_s=0.2, mode=mode
     )
     prefix = f"{run_ns.redis_prefix}breaker-exp:{uuid.uuid4().hex}:"
     runs = await breaker.outage_runs(proxy, prefix, config)
