@@ -10,6 +10,7 @@ what the API's hello benchmark measures against.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Final
@@ -25,6 +26,8 @@ from rustok_ref.api.problems import problem_response, to_rustok_error
 from rustok_ref.telemetry import new_correlation_id, use_correlation_id
 
 __all__ = ["CORRELATION_HEADER", "RequestMiddleware"]
+
+logger = logging.getLogger(__name__)
 
 CORRELATION_HEADER: Final = "X-Correlation-ID"
 _CORRELATION_ID: Final = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -109,6 +112,8 @@ class RequestMiddleware:
                     raise
                 error = to_rustok_error(exc)
                 span.record_exception(exc)
+                if error.status >= 500:
+                    logger.error("%s %s failed", method, scope["path"], exc_info=exc)
                 body = error.to_problem(scope["path"])
                 await problem_response(body, error.status, error.headers())(
                     scope, receive, send_with_id

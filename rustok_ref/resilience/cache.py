@@ -75,6 +75,13 @@ _OUTAGES: Final = (RedisConnectionError, RedisTimeoutError, OSError)  # OSError:
 _FAULTS: Final = (*_OUTAGES, CircuitBreakerOpenError)
 
 
+def _closed_transport(error: BaseException) -> bool:
+    """uvloop (uvicorn's loop) raises RuntimeError('... the handler is closed') where asyncio's
+    own loop reports a lost connection, and redis-py lets it through: one more way Redis can
+    be gone, so it counts as an outage."""
+    return isinstance(error, RuntimeError) and "handler is closed" in str(error)
+
+
 def counts_as_outage(error: BaseException) -> bool:
     """The breaker's failure rule here: Redis could not be reached or did not answer in time."""
     return isinstance(error, _OUTAGES)
@@ -327,6 +334,10 @@ class ResilientRedisCache:
                 timeout = TimeoutError(f"Redis gave no answer in {self._call_timeout_s} s")
                 permit.complete(timeout)
                 raise timeout from error
+            if _closed_transport(error):
+                lost = RedisConnectionError(f"the connection to Redis is gone ({error})")
+                permit.complete(lost)
+                raise lost from error
             permit.complete(error)
             raise
         timer.cancel()

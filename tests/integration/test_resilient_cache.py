@@ -413,3 +413,26 @@ async def test_v1_faithful_raises_on_a_redis_outage(
     redis_proxy.disable()
     with pytest.raises(InternalError):
         await v1.get_or_load(slug_of(tenant))  # a cached tenant, yet an error
+
+
+async def test_a_closed_uvloop_transport_is_an_outage_and_other_runtime_errors_are_bugs(
+    cache: ResilientRedisCache,
+) -> None:
+    """Under uvicorn's uvloop, redis-py writing to a connection Redis dropped raises this
+    RuntimeError (seen in the API when Redis went away): the cache answers as for any
+    outage; another RuntimeError is a bug and propagates."""
+
+    async def closed_transport(*, keys: list[str], args: list[object]) -> None:
+        raise RuntimeError(
+            "unable to perform operation on <TCPTransport closed=True reading=False "
+            "0x557e28f8fac0>; the handler is closed"
+        )
+
+    async def bug(*, keys: list[str], args: list[object]) -> None:
+        raise RuntimeError("a bug")
+
+    assert await cache.run_script(closed_transport, ["k"], []) is None  # type: ignore[arg-type]
+    assert cache.stats().errors == 1
+    with pytest.raises(RuntimeError, match="a bug"):
+        await cache.run_script(bug, ["k"], [])  # type: ignore[arg-type]
+    assert cache.stats().errors == 1
