@@ -204,7 +204,7 @@ def _provision(
         backend="external",
     )
     seed = run.scenario.load.profile(options.profile).seed
-    say(f"seeding {seed.tenants} tenants, {seed.products} products each")
+    say(f"seeding {seed.tenants} tenants, {seed.products} products between them (Zipf)")
     tenants = seed_tenants(direct, seed.tenants, seed.products)
     (run.run_dir / "tenants.json").write_text(json.dumps(tenants, indent=1))
     _admin_headers(run, tenants)
