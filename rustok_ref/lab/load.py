@@ -68,6 +68,7 @@ RENDERER = REPO_ROOT / "notebooks" / "renderers" / "load_report.ipynb"
 GENERATOR_BOUND_CPU = 80.0  # % of one core: above it, the generator limits what it measures
 START_TIMEOUT_S = 60.0  # Locust to start the load (workers to connect)
 STOP_GRACE_S = 60.0  # Locust to stop after the stages end
+SETTLE_TIMEOUT_S = 180.0  # the API to be ready (relay caught up) before the steady state
 DRAIN_TIMEOUT_S = 10.0  # the outbox to empty after the load, for events_lost
 STATUS_EVERY_S = 5.0  # the live line's period when stderr is not a terminal
 LOAD_STATES = frozenset({"spawning", "running"})  # Locust's runner states once the load is on
@@ -144,8 +145,10 @@ def run_load(options: LoadOptions, echo: Callable[[str], None] | None = None) ->
         exit_code = _run(run, say)
     finally:
         signal.signal(signal.SIGINT, previous)
-    if options.render:
+    if options.render and (run_dir / f"{LOCUST_PREFIX}_stats_history.csv").exists():
         exit_code = _render(run, say) or exit_code
+    elif options.render:
+        say("no load ran, so there is no report to render: journal.json says why")
     say(f"load run {run_id}: {run.journal['status']}, exit {exit_code}")
     return exit_code
 
@@ -259,6 +262,7 @@ def _load(
     }
     rollbacks = _rollbacks(run, proxies, providers, client)
     try:
+        _settle(run, say)
         run.journal["steady_state_before"] = check_steady_state(
             run, run.scenario.steady_state.probes
         )
@@ -349,6 +353,23 @@ def _timeline_parts(
             run.journal["disabled"].append(f"fault {fault.label} at {fault.start:g} s")
     run.journal["faults_planned"] = [f.model_dump(mode="json") for f in faults]
     return faults, targets
+
+
+def _settle(run: LoadRun, say: Callable[[str], None]) -> None:
+    """Wait, up to SETTLE_TIMEOUT_S, for /readyz before judging the steady state: seeding
+    leaves an outbox backlog the relay needs a while to publish, and /readyz fails on relay
+    lag until it has. The wait is journaled; a server that never gets ready fails the check."""
+    assert run.api_url is not None
+    started = time.monotonic()
+    with httpx.Client(base_url=run.api_url, timeout=5.0) as client:
+        while time.monotonic() - started < SETTLE_TIMEOUT_S:
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get("/readyz").status_code == 200:
+                    break
+            if time.monotonic() - started < 1.0:
+                say("waiting for /readyz (the relay publishes the seed's events)")
+            time.sleep(1.0)
+    run.journal["settle_s"] = round(time.monotonic() - started, 3)
 
 
 def check_steady_state(run: LoadRun, probes: Sequence[Probe]) -> list[dict[str, Any]]:
