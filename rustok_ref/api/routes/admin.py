@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, StrictBool
 
 from rustok_ref.api import outbox_admin
 from rustok_ref.api.auth import Permission
-from rustok_ref.api.burst import burst
+from rustok_ref.api.burst import BurstResult, burst
 from rustok_ref.api.context import RequestContext, require
 from rustok_ref.api.schemas import PROBLEM_RESPONSES
 from rustok_ref.commerce.providers.standin import Operation
@@ -62,13 +62,6 @@ class FlagUpdate(BaseModel):
     rollout: int = Field(default=BUCKETS, ge=0, le=BUCKETS, description="Percent of tenants.")
 
 
-class OutboxSummary(BaseModel):
-    pending: int
-    dead: int
-    published: int
-    oldest_pending_age_s: float | None
-
-
 class Replayed(BaseModel):
     id: UUID
     status: OutboxStatus
@@ -80,13 +73,6 @@ class Flushed(BaseModel):
 
 class BurstRequest(BaseModel):
     count: int = Field(ge=1, le=MAX_BURST, description="Events to submit at once.")
-
-
-class BurstOut(BaseModel):
-    accepted: int
-    rejected: int
-    dropped: int
-    depth: int
 
 
 class FaultIn(BaseModel):
@@ -117,15 +103,9 @@ async def set_flag(feature: Feature, update: FlagUpdate, context: FlagsAdmin) ->
 
 
 @router.get("/events/outbox", summary="The tenant's outbox rows by status.")
-async def outbox_summary(context: EventsAdmin) -> OutboxSummary:
+async def outbox_summary(context: EventsAdmin) -> outbox_admin.TenantBacklog:
     async with context.uow() as uow:
-        found = await outbox_admin.tenant_backlog(uow)
-    return OutboxSummary(
-        pending=found.pending,
-        dead=found.dead,
-        published=found.published,
-        oldest_pending_age_s=found.oldest_pending_age_s,
-    )
+        return await outbox_admin.tenant_backlog(uow)
 
 
 @router.get("/events/dead-letters", summary="The tenant's dead outbox rows, oldest first.")
@@ -157,14 +137,8 @@ async def flush_caches(context: LabControl) -> Flushed:
 
 
 @router.post("/events/burst", summary="Submit `count` events to the in-process dispatcher.")
-async def event_burst(request: BurstRequest, context: LabControl) -> BurstOut:
-    result = await burst(context.api.dispatcher, request.count)
-    return BurstOut(
-        accepted=result.accepted,
-        rejected=result.rejected,
-        dropped=result.dropped,
-        depth=result.depth,
-    )
+async def event_burst(request: BurstRequest, context: LabControl) -> BurstResult:
+    return await burst(context.api.dispatcher, request.count)
 
 
 @router.put("/providers/{provider}", summary="Inject a fault into a stand-in provider.")
