@@ -48,6 +48,7 @@ from rustok_ref.lab.load_processes import (
     stop_all,
 )
 from rustok_ref.lab.load_sampler import Sampler, normal_series, read_metrics
+from rustok_ref.lab.load_settle import wait_until_ready
 from rustok_ref.lab.load_targets import CacheFlushTarget, RelayTarget, admin_client, admin_post
 from rustok_ref.lab.paths import REPO_ROOT
 from rustok_ref.lab.provenance import collect_provenance
@@ -68,7 +69,6 @@ RENDERER = REPO_ROOT / "notebooks" / "renderers" / "load_report.ipynb"
 GENERATOR_BOUND_CPU = 80.0  # % of one core: above it, the generator limits what it measures
 START_TIMEOUT_S = 60.0  # Locust to start the load (workers to connect)
 STOP_GRACE_S = 60.0  # Locust to stop after the stages end
-SETTLE_TIMEOUT_S = 180.0  # the API to be ready (relay caught up) before the steady state
 DRAIN_TIMEOUT_S = 10.0  # the outbox to empty after the load, for events_lost
 STATUS_EVERY_S = 5.0  # the live line's period when stderr is not a terminal
 LOAD_STATES = frozenset({"spawning", "running"})  # Locust's runner states once the load is on
@@ -207,7 +207,7 @@ def _provision(
         backend="external",
     )
     seed = run.scenario.load.profile(options.profile).seed
-    say(f"seeding {seed.tenants} tenants, {seed.products} products between them (Zipf)")
+    say(f"seeding {seed.tenants} tenants, {seed.products} products each on average (Zipf)")
     tenants = seed_tenants(direct, seed.tenants, seed.products)
     (run.run_dir / "tenants.json").write_text(json.dumps(tenants, indent=1))
     _admin_headers(run, tenants)
@@ -356,20 +356,14 @@ def _timeline_parts(
 
 
 def _settle(run: LoadRun, say: Callable[[str], None]) -> None:
-    """Wait, up to SETTLE_TIMEOUT_S, for /readyz before judging the steady state: seeding
-    leaves an outbox backlog the relay needs a while to publish, and /readyz fails on relay
-    lag until it has. The wait is journaled; a server that never gets ready fails the check."""
+    """Wait for /readyz (the relay publishing the seed's events) before the steady state is
+    judged; the wait, and the last refusal when it never got ready, go into the journal."""
     assert run.api_url is not None
-    started = time.monotonic()
-    with httpx.Client(base_url=run.api_url, timeout=5.0) as client:
-        while time.monotonic() - started < SETTLE_TIMEOUT_S:
-            with contextlib.suppress(httpx.HTTPError):
-                if client.get("/readyz").status_code == 200:
-                    break
-            if time.monotonic() - started < 1.0:
-                say("waiting for /readyz (the relay publishes the seed's events)")
-            time.sleep(1.0)
-    run.journal["settle_s"] = round(time.monotonic() - started, 3)
+    say("waiting for /readyz (the relay publishes the seed's events)")
+    settled = wait_until_ready(run.api_url, say)
+    run.journal["settle_s"] = settled.seconds
+    if not settled.ready:
+        run.journal["settle_refusal"] = settled.refusal
 
 
 def check_steady_state(run: LoadRun, probes: Sequence[Probe]) -> list[dict[str, Any]]:
