@@ -70,6 +70,10 @@ class ProductCache:
     ) -> ProductRecord:
         return await self._entries.get((tenant_id, product_id), lambda _key: load())
 
+    def invalidate_all(self) -> None:
+        """Forget every product in this process (the lab's flush; others keep theirs)."""
+        self._entries.invalidate_all()
+
     async def changed(self, tenant_id: UUID, product_id: UUID) -> None:
         """Forget the product here, then in the other processes (never raises)."""
         self._entries.invalidate((tenant_id, product_id))

@@ -128,12 +128,13 @@ async def replay_dead_letter(event_id: UUID, context: EventsAdmin) -> Replayed:
     return Replayed(id=event_id, status=OutboxStatus.PENDING)
 
 
-@router.post("/caches/flush", summary="Empty this process's tenant and flag caches.")
+@router.post("/caches/flush", summary="Empty this process's tenant, flag and product caches.")
 async def flush_caches(context: LabControl) -> Flushed:
     services = context.services
     services.tenant_cache.invalidate_all()
     services.flag_cache.invalidate_all()
-    return Flushed(flushed=["tenant", "flags"])
+    services.product_cache.invalidate_all()
+    return Flushed(flushed=["tenant", "flags", "products"])
 
 
 @router.post("/events/burst", summary="Submit `count` events to the in-process dispatcher.")
