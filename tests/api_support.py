@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -48,6 +49,22 @@ def eventually(probe: Callable[[], T], what: str) -> T:
         assert time.monotonic() < deadline, f"never: {what}"
         time.sleep(0.1)
     return value
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def metric_samples(exposition: str) -> Samples:
+    """Every sample of a /metrics text, by name and labels."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
+def sample_value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -166,3 +183,14 @@ def product_body(**changes: object) -> dict[str, object]:
     }
     body.update(changes)
     return body
+
+
+def create_product(client: httpx.Client, *, publish: bool = False, **changes: object) -> str:
+    """A new product of the client's tenant (`product_body(**changes)`), published if asked:
+    its id."""
+    created = client.post("/products", json=product_body(**changes))
+    assert created.status_code == 201, created.text
+    product_id: str = created.json()["id"]
+    if publish:
+        assert client.post(f"/products/{product_id}/publish").status_code == 200
+    return product_id

@@ -96,6 +96,7 @@ def create_app(
                 metrics=metrics,
                 dispatcher=dispatcher,
             )
+            built.orchestrator.on_finish(lambda saga: metrics.count_saga_outcome(saga.state))
             if settings.api_recover_sagas:
                 await _recover_sagas(built.orchestrator, 0.0)
             stop = asyncio.Event()

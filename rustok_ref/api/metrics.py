@@ -1,12 +1,13 @@
 """Prometheus metrics of the API process (prometheus-client; multiprocess mode when
 `PROMETHEUS_MULTIPROC_DIR` is set, which `rustok-ref serve --workers N` does).
 
-Besides the request instruments, `record_*` take snapshots of the process's objects (the
-lifespan's refresher calls them every `metrics_refresh_s`): cumulative statistics become
-counters advanced by their growth since the last snapshot, current values become gauges.
-Every gauge names how worker processes combine (`multiprocess_mode`): per-process values
-(cache size, dispatcher depth) are summed over the live workers, database-wide values
-(outbox, sagas), which every worker reads alike, and the breaker state take the maximum.
+Besides the request instruments and the saga outcomes (counted as the orchestrator ends
+each saga), `record_*` take snapshots of the process's objects (the lifespan's refresher
+calls them every `metrics_refresh_s`): cumulative statistics become counters advanced by
+their growth since the last snapshot, current values become gauges. Every gauge names how
+worker processes combine (`multiprocess_mode`): per-process values (cache size, dispatcher
+depth) are summed over the live workers, the outbox's database-wide values, which every
+worker reads alike, and the breaker state take the maximum.
 
 `rustok_breaker_state` values: 0 closed, 1 half-open, 2 open, 3 forced open, 4 disabled
 (admits everything, never trips); with several workers, the highest a live one reports.
@@ -135,11 +136,10 @@ class ApiMetrics:
             multiprocess_mode="livemax",
             registry=registry,
         )
-        self.saga_outcomes = Gauge(
+        self.saga_outcomes = Counter(
             "rustok_saga_outcomes",
-            "Sagas that ended, by final state, as the saga log holds them (every tenant).",
+            "Sagas this process drove to an end, by final state.",
             ["state"],
-            multiprocess_mode="livemax",
             registry=registry,
         )
         self.rate_limit_failed_open = Counter(
@@ -183,9 +183,8 @@ class ApiMetrics:
         self.outbox_dead.set(backlog.dead)
         self.outbox_lag.set(backlog.oldest_pending_s or 0.0)
 
-    def record_saga_outcomes(self, counts: Mapping[SagaState, int]) -> None:
-        for state in SAGA_OUTCOMES:
-            self.saga_outcomes.labels(state.value).set(counts.get(state, 0))
+    def count_saga_outcome(self, state: SagaState) -> None:
+        self.saga_outcomes.labels(state.value).inc()
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -14,6 +14,8 @@ optimistic version; `anchors.md` §4):
   execute that never took effect), then every earlier step, last first.
 - A compensation that fails for good parks the saga as `failed` with its reason, visible in
   `SagaLog.failed()`; `retry()` resumes compensating once the fault is gone.
+- Listeners registered with `on_finish` hear every saga this orchestrator drives to an end
+  (the API counts outcomes with one, instead of counting the saga log's rows).
 - `recover()` takes up sagas left running or compensating (by a crash, or a lost database)
   and idle for `idle_for`, and drives each on in the direction its row says: a running saga
   re-runs its current step under the same idempotency key and goes on, a compensating one
@@ -72,6 +74,7 @@ logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+FinishListener = Callable[[SagaInstance], None]
 DEFAULT_RECOVERY_BATCH: Final = 100
 
 
@@ -103,6 +106,11 @@ class SagaOrchestrator:
         self._sessions = sessions
         self._sleep = sleep
         self._crash_hook = crash_hook
+        self._finish_listeners: list[FinishListener] = []
+
+    def on_finish(self, listener: FinishListener) -> None:
+        """Call `listener` with each saga `run` ends (completed, compensated or parked)."""
+        self._finish_listeners.append(listener)
 
     async def begin(
         self,
@@ -161,7 +169,9 @@ class SagaOrchestrator:
                     instance, data = await self._execute(definition, step, instance, data)
                 else:
                     instance, data = await self._compensate(definition, step, instance, data)
-            return instance
+        for listener in self._finish_listeners:
+            listener(instance)
+        return instance
 
     async def retry(self, saga_id: UUID, *, tenant_id: UUID) -> SagaInstance:
         """Resume compensating a parked (`failed`) saga; `InvalidTransitionError` for a saga

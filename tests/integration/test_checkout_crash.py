@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from api_support import settings_env
 from fixtures.checkout_books import Ledger, OrderBooks, read_ledger, stock_product
 from fixtures.checkout_runner import crash_points
 from sqlalchemy import select
@@ -88,15 +89,7 @@ class Crashes:
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    assert settings.database_url is not None and settings.redis_url is not None
-    return {
-        **os.environ,
-        "RUSTOK_DATABASE_URL": settings.database_url,
-        "RUSTOK_REDIS_URL": settings.redis_url,
-        "RUSTOK_REDIS_PREFIX": settings.redis_prefix,
-        "RUSTOK_BACKEND": "external",
-        **extra,
-    }
+    return {**os.environ, **settings_env(settings), **extra}
 
 
 async def _process(command: list[str], env: dict[str, str]) -> tuple[int, str]:

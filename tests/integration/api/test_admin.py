@@ -9,8 +9,17 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
-from api_support import ApiServer, TenantKeys, make_tenant, run_server
+from api_support import (
+    ApiServer,
+    TenantKeys,
+    create_product,
+    make_tenant,
+    metric_samples,
+    run_server,
+    sample_value,
+)
 from sqlalchemy import select, update
 
 from rustok_ref.bootstrap import wire
@@ -194,7 +203,7 @@ def test_cache_flush_names_what_it_flushed(api_server: ApiServer, tenant_a: Tena
         answer = client.post("/admin/caches/flush")
         after = client.get("/admin/flags")  # the tenant resolves again from the database
     assert answer.status_code == 200
-    assert answer.json() == {"flushed": ["tenant", "flags"]}
+    assert answer.json() == {"flushed": ["tenant", "flags", "products"]}
     assert after.status_code == 200
 
 
@@ -253,29 +262,29 @@ def test_provider_fault_is_set_and_validated(api_server: ApiServer, tenant_a: Te
     assert bad_rate.status_code == bad_latency.status_code == unknown.status_code == 400
 
 
+def _compensated(client: httpx.Client) -> float:
+    samples = metric_samples(client.get("/metrics").text)
+    return sample_value(samples, "rustok_saga_outcomes_total", state="compensated") or 0.0
+
+
 def test_a_payment_failure_rate_of_one_cancels_a_paid_order(
     api_server: ApiServer, app_settings: Settings
 ) -> None:
     tenant = make_tenant(app_settings, "Failing payments")
-    price = {"amount": 1250, "currency": "EUR"}
     with (
         api_server.client(tenant.slug, tenant.admin) as admin,
         api_server.client(tenant.slug, tenant.customer) as customer,
     ):
         fault = admin.put("/admin/providers/payment", json={"failure_rate": 1.0, "latency_ms": 0})
         assert fault.status_code == 200
-        product = admin.post(
-            "/products", json={"sku": "SKU-1", "title": "Kettle", "price": price, "stock": 5}
-        )
-        assert product.status_code == 201, product.text
-        product_id = product.json()["id"]
-        assert admin.post(f"/products/{product_id}/publish").status_code == 200
+        product_id = create_product(admin, publish=True)
         order = customer.post(
             "/orders", json={"lines": [{"product_id": product_id, "quantity": 1}]}
         )
         assert order.status_code == 201, order.text
         order_id = order.json()["id"]
         assert customer.post(f"/orders/{order_id}/submit").status_code == 200
+        compensated_before = _compensated(admin)
         paid = customer.post(f"/orders/{order_id}/pay")
         checkout = paid.json()
         deadline = time.monotonic() + RELAY_BOUND_S
@@ -284,6 +293,8 @@ def test_a_payment_failure_rate_of_one_cancels_a_paid_order(
             time.sleep(0.2)
             checkout = customer.get(f"/orders/{order_id}/checkout/{checkout['saga_id']}").json()
         final = customer.get(f"/orders/{order_id}").json()
+        compensated_after = _compensated(admin)
     assert checkout["status"] == "cancelled"
     assert "authorise" in checkout["reason"]
     assert final["status"] == "cancelled"
+    assert compensated_after >= compensated_before + 1  # counted as the saga ended

@@ -18,6 +18,7 @@ from api_support import (
     PROBLEM,
     ApiServer,
     TenantKeys,
+    create_product,
     expect_problem,
     product_body,
     run_server,
@@ -48,11 +49,7 @@ def strict_server(
 def published_product(api_server: ApiServer, tenant_a: TenantKeys) -> str:
     """A product of tenant A customers can order (so only the bad field is wrong)."""
     with api_server.client(tenant_a.slug, tenant_a.staff) as client:
-        created = client.post("/products", json=product_body())
-        assert created.status_code == 201, created.text
-        product_id: str = created.json()["id"]
-        assert client.post(f"/products/{product_id}/publish").status_code == 200
-    return product_id
+        return create_product(client, publish=True)
 
 
 RAW_BODIES = {

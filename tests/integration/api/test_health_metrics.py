@@ -14,8 +14,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from api_support import ApiServer, TenantKeys, run_server
-from prometheus_client.parser import text_string_to_metric_families
+from api_support import (
+    ApiServer,
+    Samples,
+    TenantKeys,
+    metric_samples,
+    run_server,
+    sample_value,
+)
 from support import redis_proxy_for
 
 from rustok_ref.config import Settings
@@ -31,33 +37,19 @@ STATE_METRICS = {
     "rustok_dispatcher_depth",
     "rustok_outbox_pending",
     "rustok_outbox_lag_seconds",
-    "rustok_saga_outcomes",
+    "rustok_saga_outcomes_total",
     "rustok_ratelimit_failed_open_total",
 }
 # liveness bounds, >= 10x what they wait for (the 1 s refresher, the 1 s check timeout)
 REFRESH_BOUND_S = 15.0
 READY_BOUND_S = 30.0
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def _samples(exposition: str) -> Samples:
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(exposition)
-        for sample in family.samples
-    }
-
-
-def _value(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
-
 
 def _eventually(client: httpx.Client, until: Callable[[Samples], bool]) -> Samples:
     """/metrics, read again until `until` holds (the gauges refresh every second)."""
     deadline = time.monotonic() + REFRESH_BOUND_S
     while True:
-        samples = _samples(client.get("/metrics").text)
+        samples = metric_samples(client.get("/metrics").text)
         if until(samples):
             return samples
         assert time.monotonic() < deadline, "the metrics never showed the expected values"
@@ -98,17 +90,17 @@ def test_metrics_list_every_state_metric(api_server: ApiServer, tenant_a: Tenant
     with api_server.client(tenant_a.slug, tenant_a.admin) as client:
         assert client.get("/admin/flags").status_code == 200  # resolves the tenant
         samples = _eventually(
-            client, lambda s: (_value(s, "rustok_tenant_cache_requests_total") or 0) >= 1
+            client, lambda s: (sample_value(s, "rustok_tenant_cache_requests_total") or 0) >= 1
         )
     names = {name for name, _ in samples}
     assert names >= STATE_METRICS
-    assert _value(samples, "rustok_breaker_state", breaker="redis") == 0  # closed
+    assert sample_value(samples, "rustok_breaker_state", breaker="redis") == 0  # closed
     for state in ("completed", "compensated", "failed"):
-        assert _value(samples, "rustok_saga_outcomes", state=state) is not None
-    hits = _value(samples, "rustok_tenant_cache_hits_total") or 0
-    misses = _value(samples, "rustok_tenant_cache_misses_total") or 0
-    assert hits + misses == _value(samples, "rustok_tenant_cache_requests_total")
-    assert (_value(samples, "rustok_tenant_cache_size") or 0) >= 1
+        assert sample_value(samples, "rustok_saga_outcomes_total", state=state) is not None
+    hits = sample_value(samples, "rustok_tenant_cache_hits_total") or 0
+    misses = sample_value(samples, "rustok_tenant_cache_misses_total") or 0
+    assert hits + misses == sample_value(samples, "rustok_tenant_cache_requests_total")
+    assert (sample_value(samples, "rustok_tenant_cache_size") or 0) >= 1
 
 
 def test_not_ready_while_redis_is_unreachable_and_ready_again_after(
@@ -122,7 +114,8 @@ def test_not_ready_while_redis_is_unreachable_and_ready_again_after(
             with proxied_server.client(tenant_a.slug, tenant_a.admin) as admin:
                 served = admin.get("/admin/flags")  # the rate limiter fails open
                 samples = _eventually(
-                    admin, lambda s: (_value(s, "rustok_ratelimit_failed_open_total") or 0) >= 1
+                    admin,
+                    lambda s: (sample_value(s, "rustok_ratelimit_failed_open_total") or 0) >= 1,
                 )
         finally:
             redis_proxy.enable()
@@ -138,7 +131,7 @@ def test_not_ready_while_redis_is_unreachable_and_ready_again_after(
     assert body["checks"]["redis"]["ok"] is False
     assert body["checks"]["database"]["ok"] is True
     assert served.status_code == 200
-    assert (_value(samples, "rustok_ratelimit_failed_open_total") or 0) >= 1
+    assert (sample_value(samples, "rustok_ratelimit_failed_open_total") or 0) >= 1
 
 
 _MULTIPROCESS_SCRIPT = """
@@ -155,7 +148,7 @@ metrics.record_breaker("redis", CircuitState.OPEN)
 metrics.record_dispatcher_depth(7)
 metrics.record_rate_limit(RateLimitStats(failed_open=2))
 metrics.record_outbox(Backlog(pending=4, dead=0, oldest_pending_s=1.5))
-metrics.record_saga_outcomes({SagaState.COMPENSATED: 1})
+metrics.count_saga_outcome(SagaState.COMPENSATED)
 print(metrics.render().decode())
 """
 
@@ -170,12 +163,12 @@ def test_gauges_render_in_multiprocess_mode(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    samples = _samples(done.stdout)
+    samples = metric_samples(done.stdout)
     assert {name for name, _ in samples} >= STATE_METRICS
-    assert _value(samples, "rustok_breaker_state", breaker="redis") == 2  # open
-    assert _value(samples, "rustok_tenant_cache_requests_total") == 3
-    assert _value(samples, "rustok_dispatcher_depth") == 7
-    assert _value(samples, "rustok_outbox_lag_seconds") == 1.5
-    assert _value(samples, "rustok_saga_outcomes", state="compensated") == 1
-    assert _value(samples, "rustok_ratelimit_failed_open_total") == 2
+    assert sample_value(samples, "rustok_breaker_state", breaker="redis") == 2  # open
+    assert sample_value(samples, "rustok_tenant_cache_requests_total") == 3
+    assert sample_value(samples, "rustok_dispatcher_depth") == 7
+    assert sample_value(samples, "rustok_outbox_lag_seconds") == 1.5
+    assert sample_value(samples, "rustok_saga_outcomes_total", state="compensated") == 1
+    assert sample_value(samples, "rustok_ratelimit_failed_open_total") == 2
     assert any(tmp_path.iterdir())  # the values went through the shared files

@@ -16,7 +16,15 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import ApiServer, TenantKeys, expect_problem, make_tenant, product_body, run_server
+from api_support import (
+    ApiServer,
+    TenantKeys,
+    create_product,
+    expect_problem,
+    make_tenant,
+    product_body,
+    run_server,
+)
 
 from rustok_ref.config import Settings
 
@@ -68,11 +76,7 @@ def seeded_b(api_server: ApiServer, tenant_a: TenantKeys, tenant_b: TenantKeys) 
         api_server.client(tenant_b.slug, tenant_b.staff) as staff,
         api_server.client(tenant_b.slug, tenant_b.customer) as customer,
     ):
-        body = product_body()
-        created = staff.post("/products", json=body)
-        assert created.status_code == 201, created.text
-        product_id = created.json()["id"]
-        assert staff.post(f"/products/{product_id}/publish").status_code == 200
+        product_id = create_product(staff, publish=True)
         placed = customer.post(
             "/orders", json={"lines": [{"product_id": product_id, "quantity": 1}]}
         )
@@ -80,12 +84,9 @@ def seeded_b(api_server: ApiServer, tenant_a: TenantKeys, tenant_b: TenantKeys) 
         order_id = placed.json()["id"]
         wait_listed(staff, "/products?limit=100", product_id)
         wait_listed(staff, "/orders?limit=100", order_id)
+        product = staff.get(f"/products/{product_id}").json()
         return Seeded(
-            product_id,
-            str(body["sku"]),
-            order_id,
-            staff.get(f"/products/{product_id}").json(),
-            staff.get(f"/orders/{order_id}").json(),
+            product_id, product["sku"], order_id, product, staff.get(f"/orders/{order_id}").json()
         )
 
 

@@ -1,19 +1,33 @@
 """The cached `GET /products/{id}` over real servers: a write is read at once through the
 server that made it, and through another server (same database and Redis) because of the
 invalidation channel, not the TTL; a cached answer still checks key, role and tenant; the
-hits show on /metrics."""
+hits show on /metrics; the lab's cache flush empties it."""
 
 from __future__ import annotations
 
-import re
+import asyncio
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from api_support import ApiServer, TenantKeys, eventually, expect_problem, product_body, run_server
+from api_support import (
+    ApiServer,
+    TenantKeys,
+    create_product,
+    eventually,
+    expect_problem,
+    metric_samples,
+    run_server,
+    sample_value,
+)
+from sqlalchemy import update
 
+from rustok_ref.bootstrap import wire
 from rustok_ref.config import Settings
+from rustok_ref.storage.tables import products
+from rustok_ref.storage.unit_of_work import UnitOfWork
 
 LONG_TTL = {"RUSTOK_PRODUCT_CACHE_TTL_S": "3600"}  # only an invalidation refreshes an entry
 
@@ -37,9 +51,7 @@ def staff(api_server: ApiServer, tenant_a: TenantKeys) -> Iterator[httpx.Client]
 
 
 def created(client: httpx.Client) -> str:
-    answer = client.post("/products", json=product_body())
-    assert answer.status_code == 201, answer.text
-    return f"/products/{answer.json()['id']}"
+    return f"/products/{create_product(client)}"
 
 
 def test_every_write_is_read_at_once(staff: httpx.Client) -> None:
@@ -72,9 +84,7 @@ def test_hits_and_misses_show_on_metrics(api_server: ApiServer, staff: httpx.Cli
         assert staff.get(path).status_code == 200
 
     def sample(name: str) -> float:
-        text = staff.get("/metrics").text
-        found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
-        return float(found.group(1)) if found else 0.0
+        return sample_value(metric_samples(staff.get("/metrics").text), name) or 0.0
 
     eventually(lambda: sample("rustok_product_cache_hits_total") >= 2, "the hits on /metrics")
     assert sample("rustok_product_cache_misses_total") >= 1
@@ -95,3 +105,37 @@ def test_a_write_through_one_server_is_seen_through_the_other(
             lambda: through_second.get(path).json()["title"] == "Teapot",
             "the other server hears the invalidation",
         )
+
+
+def _retitle_behind_the_api(settings: Settings, tenant_id: uuid.UUID, path: str) -> None:
+    """Change the product's title in PostgreSQL directly, so no invalidation is sent."""
+
+    async def retitle() -> None:
+        product_id = uuid.UUID(path.rsplit("/", 1)[1])
+        async with (
+            wire(settings) as container,
+            UnitOfWork(container.sessions, tenant_id=tenant_id) as uow,
+        ):
+            await uow.session.execute(
+                update(products).where(products.c.id == product_id).values(title="Behind")
+            )
+            await uow.commit()
+
+    asyncio.run(retitle())
+
+
+def test_the_lab_flush_empties_the_product_cache(
+    app_settings: Settings, two_servers: tuple[ApiServer, ApiServer], tenant_a: TenantKeys
+) -> None:
+    server, _ = two_servers
+    with (
+        server.client(tenant_a.slug, tenant_a.staff) as staff,
+        server.client(tenant_a.slug, tenant_a.admin) as admin,
+    ):
+        path = created(staff)
+        assert staff.get(path).json()["title"] == "Kettle"  # cached for an hour
+        _retitle_behind_the_api(app_settings, tenant_a.id, path)
+        assert staff.get(path).json()["title"] == "Kettle"  # still the cached record
+        flushed = admin.post("/admin/caches/flush")
+        assert flushed.json() == {"flushed": ["tenant", "flags", "products"]}
+        assert staff.get(path).json()["title"] == "Behind"

@@ -9,7 +9,15 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import LIVENESS_S, ApiServer, TenantKeys, eventually, make_tenant, run_server
+from api_support import (
+    LIVENESS_S,
+    ApiServer,
+    TenantKeys,
+    create_product,
+    eventually,
+    make_tenant,
+    run_server,
+)
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,20 +36,11 @@ def problem(answer: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
-def product(staff: httpx.Client, *, publish: bool = True, amount: int = 1250) -> str:
-    """A new product of the staff's tenant (published unless asked otherwise): its id."""
-    body = {
-        "sku": f"o-{uuid.uuid4().hex[:10]}",
-        "title": "Kettle",
-        "price": {"amount": amount, "currency": "EUR"},
-        "stock": 100,
-    }
-    created = staff.post("/products", json=body)
-    assert created.status_code == 201, created.text
-    product_id: str = created.json()["id"]
-    if publish:
-        assert staff.post(f"/products/{product_id}/publish").status_code == 200
-    return product_id
+def product(staff: httpx.Client, *, publish: bool = True) -> str:
+    """A new product of the staff's tenant at 12.50 EUR (published unless asked otherwise)."""
+    return create_product(
+        staff, publish=publish, price={"amount": 1250, "currency": "EUR"}, stock=100
+    )
 
 
 def place(customer: httpx.Client, product_id: str, quantity: int = 2) -> dict[str, Any]:
