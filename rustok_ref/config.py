@@ -94,7 +94,8 @@ class Settings(BaseSettings):
         default=True, description="Run the outbox relay and the read views in the API process."
     )
     api_recover_sagas: bool = Field(
-        default=True, description="Finish or undo interrupted sagas when the API starts."
+        default=True,
+        description="Finish or undo interrupted sagas when the API starts, and periodically.",
     )
     saga_recover_every_s: float = Field(
         default=10.0, gt=0, description="Recover sagas idle this long, checked this often."

@@ -1,10 +1,11 @@
 """`create_app(settings)`: the FastAPI application over the wired services.
 
 The lifespan wires the container and the services (the composition root), finishes or
-undoes the sagas a crash left behind before the first request is served, and (unless
-`RUSTOK_API_RUN_WORKERS=false`) runs the outbox relay, the read views and periodic saga
-recovery beside the requests. It also runs the burst endpoint's in-process dispatcher and
-the metrics refresher, which copies the process's state into the gauges every second.
+undoes the sagas a crash left behind before the first request is served and every
+`RUSTOK_SAGA_RECOVER_EVERY_S` after (unless `RUSTOK_API_RECOVER_SAGAS=false`), and (unless
+`RUSTOK_API_RUN_WORKERS=false`) runs the outbox relay and the read views beside the
+requests. It also runs the burst endpoint's in-process dispatcher and the metrics refresher,
+which copies the process's state into the gauges every second.
 """
 
 from __future__ import annotations
@@ -107,20 +108,20 @@ def create_app(
                     timeout_s=settings.readiness_check_timeout_s,
                 )
             )
-            background: list[asyncio.Task[None]] = []
+            stopped: list[asyncio.Task[None]] = []  # end when `stop` is set
+            cancelled: list[asyncio.Task[None]] = [refresher]
             if settings.api_run_workers:
-                background.append(asyncio.create_task(run_workers(container, stop)))
-                background.append(
-                    asyncio.create_task(_recover_periodically(built.orchestrator, settings))
-                )
+                stopped.append(asyncio.create_task(run_workers(container, stop)))
+            if settings.api_recover_sagas:
+                recovery = _recover_periodically(built.orchestrator, settings)
+                cancelled.append(asyncio.create_task(recovery))
             try:
                 yield
             finally:
                 stop.set()
-                refresher.cancel()
-                for task in background[1:]:
+                for task in cancelled:
                     task.cancel()
-                await asyncio.gather(refresher, *background, return_exceptions=True)
+                await asyncio.gather(*cancelled, *stopped, return_exceptions=True)
                 await dispatcher.close(drain=False)
                 if tracer_provider is None:
                     provider.shutdown()
