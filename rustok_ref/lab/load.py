@@ -34,6 +34,7 @@ import httpx
 from rustok_ref.config import Settings
 from rustok_ref.lab import infra
 from rustok_ref.lab.faults import ProxySet
+from rustok_ref.lab.load_ledger import leftovers_after
 from rustok_ref.lab.load_measure import (
     LOCUST_PREFIX,
     load_histogram,
@@ -69,7 +70,6 @@ RENDERER = REPO_ROOT / "notebooks" / "renderers" / "load_report.ipynb"
 GENERATOR_BOUND_CPU = 80.0  # % of one core: above it, the generator limits what it measures
 START_TIMEOUT_S = 60.0  # Locust to start the load (workers to connect)
 STOP_GRACE_S = 60.0  # Locust to stop after the stages end
-DRAIN_TIMEOUT_S = 10.0  # the outbox to empty after the load, for events_lost
 STATUS_EVERY_S = 5.0  # the live line's period when stderr is not a terminal
 LOAD_STATES = frozenset({"spawning", "running"})  # Locust's runner states once the load is on
 
@@ -103,6 +103,7 @@ class LoadRun:
     journal: dict[str, Any] = field(default_factory=dict)
     processes: list[ManagedProcess] = field(default_factory=list)
     api_url: str | None = None
+    database: Settings | None = None  # the run's own database, when this run provisioned it
     admin_headers: dict[str, str] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -192,7 +193,8 @@ def _provision(
         tenants_file.write_bytes(options.keys_file.read_bytes())
         journal["disabled"].append(
             "provisioning, seeding, the API, relay and fault proxies (--target-url): "
-            "faults on postgres, redis and relay are skipped"
+            "faults on postgres, redis and relay are skipped, events_lost and "
+            "sagas_incomplete are not measured (no database to read)"
         )
         _admin_headers(run, json.loads(tenants_file.read_text()))
         journal["provenance"] = _provenance(run, None, "target")
@@ -200,7 +202,7 @@ def _provision(
     services = stack.enter_context(infra.provision(options.backend))
     namespace = stack.enter_context(infra.run_namespace(services, f"load_{run.scenario.name}"))
     journal["provenance"] = _provenance(run, services, services.backend)
-    direct = Settings(
+    run.database = direct = Settings(
         database_url=namespace.database_url,
         redis_url=namespace.redis_url,
         redis_prefix=namespace.redis_prefix,
@@ -283,7 +285,7 @@ def _load(
         run.journal["deviated"] = any(
             p["status"] == "deviated" for p in run.journal["steady_state_after"]
         )
-        _evaluate(run, sampler, client)
+        _evaluate(run, sampler, say)
     finally:
         run.journal["rollbacks"] = [_rollback(name, action) for name, action in rollbacks]
 
@@ -496,18 +498,23 @@ def _status_line(
     )
 
 
-def _evaluate(run: LoadRun, sampler: Sampler, client: httpx.Client) -> None:
+def _evaluate(run: LoadRun, sampler: Sampler, say: Callable[[str], None]) -> None:
     totals = locust_totals(run.run_dir)
     if totals is None:
         raise LoadAbortError("Locust wrote no JSON stats")
     histogram = load_histogram(run.run_dir)
     series = {name: sampler.series(name) for name in sampler.seen}
+    leftovers = None
+    if run.database is not None:
+        say("counting what the load left behind (unpublished events, unfinished sagas)")
+        leftovers = leftovers_after(run.database)
+        run.journal["leftovers"] = leftovers.as_dict()
     observed = measurements(
         run.scenario.thresholds,
         histogram=histogram,
         totals=totals,
         series=series,
-        events_lost=_events_lost(client),
+        leftovers=leftovers,
     )
     results = evaluate(run.scenario.thresholds, observed)
     run.journal["totals"] = totals.as_dict()
@@ -516,23 +523,6 @@ def _evaluate(run: LoadRun, sampler: Sampler, client: httpx.Client) -> None:
     deviated = run.journal.get("deviated", False)
     status = "failed" if failed or deviated else "passed"
     run.journal["status"] = status
-
-
-def _events_lost(client: httpx.Client) -> float | None:
-    """Events still unpublished (pending or dead) once the outbox had time to drain; None if
-    the API has no outbox endpoint (yet)."""
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    while True:
-        try:
-            response = client.get("/admin/events/outbox")
-        except httpx.HTTPError:
-            return None
-        if response.status_code != 200:
-            return None
-        outbox = response.json()
-        if outbox.get("pending", 0) == 0 or time.monotonic() > deadline:
-            return float(outbox.get("pending", 0) + outbox.get("dead", 0))
-        time.sleep(0.5)
 
 
 def _cpu_journal(sampler: Sampler) -> dict[str, Any]:

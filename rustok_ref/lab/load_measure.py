@@ -1,6 +1,7 @@
 """What a finished load run measured, in the base units of `lab/thresholds.py`: response-time
 percentiles from the merged HdrHistogram (Locust's own are rounded), totals from Locust's
-JSON (its CSVs miss the last second), server-side series from the sampler.
+JSON (its CSVs miss the last second), server-side series from the sampler, and what the run
+left behind from its database (`lab/load_ledger.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 
+from rustok_ref.lab.load_ledger import Leftovers
 from rustok_ref.lab.thresholds import RESPONSE_TIME, Threshold
 
 HDR_FILE = "latency.hdr"
@@ -114,12 +116,12 @@ def measurements(
     histogram: HdrHistogram | None,
     totals: LocustTotals | None,
     series: Mapping[str, Sequence[float]],
-    events_lost: float | None,
+    leftovers: Leftovers | None,
 ) -> dict[str, float]:
     """The observed value of each threshold's key (absent: not measured)."""
     observed: dict[str, float] = {}
     for threshold in thresholds:
-        value = _measure(threshold, histogram, totals, series, events_lost)
+        value = _measure(threshold, histogram, totals, series, leftovers)
         if value is not None and not math.isnan(value):
             observed[threshold.key] = value
     return observed
@@ -130,7 +132,7 @@ def _measure(
     histogram: HdrHistogram | None,
     totals: LocustTotals | None,
     series: Mapping[str, Sequence[float]],
-    events_lost: float | None,
+    leftovers: Leftovers | None,
 ) -> float | None:
     metric, aggregation = threshold.metric, threshold.aggregation
     if metric == RESPONSE_TIME:
@@ -140,8 +142,10 @@ def _measure(
     if metric == "rps":
         return None if totals is None else totals.rps
     if metric == "events_lost":
-        return events_lost
+        return None if leftovers is None else leftovers.events_lost
+    if metric == "sagas_incomplete":
+        return None if leftovers is None else leftovers.sagas_incomplete
     if metric in SERIES_OF_METRIC:
         name, factor = SERIES_OF_METRIC[metric]
         return aggregate(series.get(name, []), aggregation or "max") * factor
-    return None  # sagas_incomplete: the API does not report it yet
+    return None
