@@ -2,11 +2,14 @@
 
 Seeding writes two events per product (created, published) that the relay must publish
 before /readyz stops failing on relay lag: at the full profile that is tens of thousands
-of events and minutes of relay work, in proportion to the seed. A fixed bound is either
-too short for the largest seed or far too long for a server that will never be ready, so
-the wait goes on while the relay's backlog shrinks and gives up only when it has not
-shrunk for `stall_s` (or after `limit_s` in all). The last refusal is kept, so a failed
-steady state says which check failed and how far the relay got.
+of events and minutes of relay work, in proportion to the seed. /readyz turns 200 once the
+oldest unpublished event is younger than its lag bound, which can leave thousands still to
+publish, and a load started then measures the relay draining the seed (its outbox lag, its
+CPU); so the wait lasts until /readyz answers 200 with nothing left to publish. A fixed
+bound is either too short for the largest seed or far too long for a server that will
+never be ready, so the wait goes on while the relay's backlog shrinks and gives up only
+when it has not shrunk for `stall_s` (or after `limit_s` in all). The last answer is kept,
+so a failed steady state says which check failed and how far the relay got.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ REPORT_EVERY_S: Final = 15.0  # how often the wait says how far the relay got
 
 @dataclass(frozen=True)
 class Settled:
-    """How long the wait took, and the last /readyz refusal when it never got ready."""
+    """How long the wait took, and the last /readyz answer when it never settled."""
 
     seconds: float
     refusal: Any | None
@@ -61,7 +64,8 @@ def wait_until_ready(
     limit_s: float = SETTLE_LIMIT_S,
     poll_s: float = 1.0,
 ) -> Settled:
-    """Poll `url` + /readyz until it answers 200, the backlog stalls, or `limit_s` passes."""
+    """Poll `url` + /readyz until it answers 200 with no backlog, the backlog stalls, or
+    `limit_s` passes."""
     started = progressed = reported = time.monotonic()
     fewest: int | None = None
     refusal: Any = {"error": "/readyz never answered"}
@@ -72,9 +76,9 @@ def wait_until_ready(
             except httpx.HTTPError as exc:
                 refusal = {"error": f"/readyz did not answer: {exc!r}"}
             else:
-                if answer.status_code == 200:
-                    return Settled(round(time.monotonic() - started, 3), None)
                 refusal = _refusal(answer)
+                if answer.status_code == 200 and not _pending(refusal):
+                    return Settled(round(time.monotonic() - started, 3), None)
             now = time.monotonic()
             pending = _pending(refusal)
             if pending is not None and (fewest is None or pending < fewest):

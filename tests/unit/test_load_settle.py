@@ -20,6 +20,11 @@ def _refusal(pending: int) -> dict[str, Any]:
     return {"status": "not_ready", "failing": ["relay_lag"], "checks": {"relay_lag": lag}}
 
 
+def _ready(pending: int) -> dict[str, Any]:
+    lag = {"ok": True, "pending": pending, "oldest_pending_s": 1.0, "max_s": 30.0}
+    return {"status": "ready", "failing": [], "checks": {"relay_lag": lag}}
+
+
 class ScriptedReadyz(ThreadingHTTPServer):
     """Answers /readyz with the script's next (status, body), repeating the last one."""
 
@@ -79,6 +84,15 @@ def test_waits_past_the_stall_bound_while_the_backlog_shrinks(serve: Any) -> Non
     assert server.asked == len(backlog) + 1  # nine refusals, each with progress, then ready
 
 
+def test_ready_with_a_backlog_left_is_not_settled(serve: Any) -> None:
+    """/readyz is 200 once the oldest event is young enough; the seed is not published yet."""
+    draining = [(200, _ready(pending)) for pending in (3000, 1200, 40)]
+    server = serve([(503, _refusal(9000)), *draining, (200, _ready(0))])
+    settled = wait_until_ready(server.url, lambda _: None, stall_s=5, limit_s=60, poll_s=0.01)
+    assert settled.ready
+    assert server.asked == 5
+
+
 def test_gives_up_when_the_backlog_stops_shrinking_and_keeps_the_refusal(serve: Any) -> None:
     server = serve([(503, _refusal(500)), (503, _refusal(400))])  # then 400 for ever
     settled = wait_until_ready(server.url, lambda _: None, stall_s=0.3, limit_s=60, poll_s=0.01)
@@ -106,5 +120,5 @@ def test_a_server_that_never_answers_is_reported() -> None:
     with ThreadingHTTPServer(("127.0.0.1", 0), _Handler) as closed:
         url = f"http://127.0.0.1:{closed.server_address[1]}"  # bound, closed below: refuses
     settled = wait_until_ready(url, lambda _: None, stall_s=0.2, limit_s=60, poll_s=0.01)
-    assert not settled.ready
+    assert settled.refusal is not None
     assert "did not answer" in settled.refusal["error"]
