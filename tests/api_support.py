@@ -67,6 +67,11 @@ def sample_value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
 
 
+def read_metric(client: httpx.Client, name: str, **labels: str) -> float | None:
+    """One sample of the server's /metrics now (None when it is not exported)."""
+    return sample_value(metric_samples(client.get("/metrics").text), name, **labels)
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The RUSTOK_* variables that give a subprocess the same database, Redis and prefix."""
     assert settings.database_url is not None and settings.redis_url is not None

@@ -41,15 +41,15 @@ class Settled:
         return self.refusal is None
 
 
-def _pending(refusal: Any) -> int | None:
-    """The relay's backlog in a /readyz refusal (`checks.relay_lag.pending`), if stated."""
+def _pending(body: Any) -> int | None:
+    """The relay's backlog in a /readyz body (`checks.relay_lag.pending`), if stated."""
     with contextlib.suppress(AttributeError, KeyError, TypeError):
-        pending = refusal["checks"]["relay_lag"]["pending"]
+        pending = body["checks"]["relay_lag"]["pending"]
         return pending if isinstance(pending, int) else None
     return None
 
 
-def _refusal(answer: httpx.Response) -> Any:
+def _body(answer: httpx.Response) -> Any:
     try:
         return answer.json()
     except ValueError:
@@ -68,23 +68,23 @@ def wait_until_ready(
     `limit_s` passes."""
     started = progressed = reported = time.monotonic()
     fewest: int | None = None
-    refusal: Any = {"error": "/readyz never answered"}
+    last: Any = {"error": "/readyz never answered"}
     with httpx.Client(base_url=url, timeout=5.0) as client:
         while True:
             try:
                 answer = client.get("/readyz")
             except httpx.HTTPError as exc:
-                refusal = {"error": f"/readyz did not answer: {exc!r}"}
+                last = {"error": f"/readyz did not answer: {exc!r}"}
             else:
-                refusal = _refusal(answer)
-                if answer.status_code == 200 and not _pending(refusal):
+                last = _body(answer)
+                if answer.status_code == 200 and not _pending(last):
                     return Settled(round(time.monotonic() - started, 3), None)
             now = time.monotonic()
-            pending = _pending(refusal)
+            pending = _pending(last)
             if pending is not None and (fewest is None or pending < fewest):
                 fewest, progressed = pending, now
             if now - started >= limit_s or now - progressed >= stall_s:
-                return Settled(round(now - started, 3), refusal)
+                return Settled(round(now - started, 3), last)
             if now - reported >= REPORT_EVERY_S:
                 backlog = "" if pending is None else f": {pending} events still to publish"
                 say(f"waiting for /readyz{backlog} ({now - started:.0f} s)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from sqlalchemy import update
+from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rustok_ref.config import Settings
@@ -25,17 +25,25 @@ from rustok_ref.storage.tables import saga_instances
 COMPENSATING_STATES = {SagaState.COMPENSATING, SagaState.COMPENSATED, SagaState.FAILED}
 
 
+async def _update(
+    sessions: async_sessionmaker[AsyncSession],
+    tenant_id: uuid.UUID,
+    table: Table,
+    row_id: uuid.UUID,
+    **values: object,
+) -> None:
+    async with UnitOfWork(sessions, tenant_id=tenant_id) as uow:
+        await uow.session.execute(update(table).where(table.c.id == row_id).values(**values))
+        await uow.commit()
+
+
 async def _set_event(
     sessions: async_sessionmaker[AsyncSession],
     tenant_id: uuid.UUID,
     event_id: uuid.UUID,
     status: str,
 ) -> None:
-    async with UnitOfWork(sessions, tenant_id=tenant_id) as uow:
-        await uow.session.execute(
-            update(outbox_table).where(outbox_table.c.id == event_id).values(status=status)
-        )
-        await uow.commit()
+    await _update(sessions, tenant_id, outbox_table, event_id, status=status)
 
 
 async def _dead_event(
@@ -71,13 +79,10 @@ async def _move(
     saga_id: uuid.UUID,
     state: SagaState,
 ) -> None:
-    async with UnitOfWork(sessions, tenant_id=tenant_id) as uow:
-        await uow.session.execute(
-            update(saga_instances)
-            .where(saga_instances.c.id == saga_id)
-            .values(state=state.value, compensating=state in COMPENSATING_STATES)
-        )
-        await uow.commit()
+    compensating = state in COMPENSATING_STATES
+    await _update(
+        sessions, tenant_id, saga_instances, saga_id, state=state.value, compensating=compensating
+    )
 
 
 async def test_dead_events_and_parked_sagas_of_every_tenant_are_left_behind(

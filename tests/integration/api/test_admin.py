@@ -16,9 +16,8 @@ from api_support import (
     TenantKeys,
     create_product,
     make_tenant,
-    metric_samples,
+    read_metric,
     run_server,
-    sample_value,
 )
 from sqlalchemy import select, update
 
@@ -263,8 +262,7 @@ def test_provider_fault_is_set_and_validated(api_server: ApiServer, tenant_a: Te
 
 
 def _compensated(client: httpx.Client) -> float:
-    samples = metric_samples(client.get("/metrics").text)
-    return sample_value(samples, "rustok_saga_outcomes_total", state="compensated") or 0.0
+    return read_metric(client, "rustok_saga_outcomes_total", state="compensated") or 0.0
 
 
 def test_a_payment_failure_rate_of_one_cancels_a_paid_order(

@@ -9,7 +9,6 @@ real refused or reset TCP connection, not a stubbed client.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from api_support import (
     expect_problem,
     make_tenant,
     product_body,
+    read_metric,
     run_server,
     tenant_counts,
 )
@@ -102,11 +102,9 @@ def redis_down_server(
 
 def failed_open(client: httpx.Client) -> float:
     """The limiter's fail-open count on /metrics (copied there about once a second)."""
-    match = re.search(
-        r"^rustok_ratelimit_failed_open_total (\S+)$", client.get("/metrics").text, re.MULTILINE
-    )
-    assert match is not None, "the limiter's fail-open counter is not on /metrics"
-    return float(match[1])
+    value = read_metric(client, "rustok_ratelimit_failed_open_total")
+    assert value is not None, "the limiter's fail-open counter is not on /metrics"
+    return value
 
 
 def test_with_redis_down_requests_are_served_and_fail_open_is_counted(

@@ -18,9 +18,8 @@ from api_support import (
     create_product,
     eventually,
     expect_problem,
-    metric_samples,
+    read_metric,
     run_server,
-    sample_value,
 )
 from sqlalchemy import update
 
@@ -84,7 +83,7 @@ def test_hits_and_misses_show_on_metrics(api_server: ApiServer, staff: httpx.Cli
         assert staff.get(path).status_code == 200
 
     def sample(name: str) -> float:
-        return sample_value(metric_samples(staff.get("/metrics").text), name) or 0.0
+        return read_metric(staff, name) or 0.0
 
     eventually(lambda: sample("rustok_product_cache_hits_total") >= 2, "the hits on /metrics")
     assert sample("rustok_product_cache_misses_total") >= 1
